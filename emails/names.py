@@ -1,0 +1,8 @@
+"""The name of every email: one name = templates/<name>.txt + templates/<name>.html."""
+
+JOIN_CONFIRM = "join_confirm"
+JOIN_REQUEST_RECEIVED = "join_request_received"
+JOIN_WELCOME = "join_welcome"
+JOIN_DECLINED = "join_declined"
+
+ALL = (JOIN_CONFIRM, JOIN_REQUEST_RECEIVED, JOIN_WELCOME, JOIN_DECLINED)

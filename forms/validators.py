@@ -1,0 +1,64 @@
+"""Field validators shared by the public forms."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from wtforms import Field, Form, ValidationError
+
+# C0/C1 control characters; tab is allowed only in multi-line text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{6,40}$")
+
+
+def has_control_characters(value: str, *, multiline: bool = False) -> bool:
+    text = value.replace("\r\n", "\n").replace("\n", "") if multiline else value
+    text = text.replace("\t", "") if multiline else text
+    return bool(_CONTROL.search(text)) or (not multiline and ("\n" in value or "\r" in value))
+
+
+class SingleLine:
+    """No line breaks or control characters: names and addresses end up in mail headers."""
+
+    def __call__(self, form: Form, field: Field) -> None:
+        if field.data and has_control_characters(field.data):
+            raise ValidationError(_l("Use a single line without special characters."))
+
+
+class CleanText:
+    """Multi-line text without control characters."""
+
+    def __call__(self, form: Form, field: Field) -> None:
+        if field.data and has_control_characters(field.data, multiline=True):
+            raise ValidationError(_l("Remove the special characters from this text."))
+
+
+class EmailAddress:
+    """A deliverable-looking address (syntax only; no DNS lookup), stored normalised."""
+
+    def __call__(self, form: Form, field: Field) -> None:
+        if not field.data:
+            return
+        if has_control_characters(field.data):
+            raise ValidationError(_l("Enter an email address such as name@example.org."))
+        try:
+            result = validate_email(field.data.strip(), check_deliverability=False)
+        except EmailNotValidError:
+            raise ValidationError(_l("Enter an email address such as name@example.org.")) from None
+        field.data = result.normalized.lower()
+
+
+class Phone:
+    def __call__(self, form: Form, field: Field) -> None:
+        if field.data and not _PHONE.match(field.data.strip()):
+            raise ValidationError(
+                _l("Enter a phone number with digits, for example +855 12 345 678.")
+            )
+
+
+def normalise_text(value: str | None) -> str:
+    """Trimmed, NFC-normalised text (Khmer typed on different keyboards compares equal)."""
+    return unicodedata.normalize("NFC", value or "").strip()

@@ -1,0 +1,1 @@
+"""The clock: APScheduler runs thin jobs that call service operations."""

@@ -1,0 +1,104 @@
+"""`wg run`, `wg scheduler` and `wg tick`: they join the `wg` group via `flask.commands`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import current_app
+from flask.cli import with_appcontext
+
+from emails.transport import Transport
+from scheduler import jobs
+from scheduler.runner import add_jobs
+from service.clock import now as clock_now
+from service.config import settings
+from service.devmail.catcher import start_catcher
+from service.devmail.routes import CATCHER_DIR
+
+
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit, so the batch in flight is finished or released."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def run_command(host: str, port: int) -> None:
+    """The embedded default: web and scheduler in one process, and a mail catcher when
+    WG_SMTP_HOST is empty (caught mail at /dev/mail)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = settings(app)
+    catcher = None
+    if not config.smtp_host:
+        directory = Path(app.instance_path) / "mail"
+        catcher = start_catcher(directory, config.catcher_port)
+        app.config[CATCHER_DIR] = str(directory)
+        click.echo(f"mail catcher on 127.0.0.1:{config.catcher_port}; read it at /dev/mail")
+    transport = Transport(config.smtp())
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_jobs(scheduler, app, transport)
+    scheduler.start()
+    _stop_on_sigterm()
+    click.echo(f"join form at http://{host}:{port}/join")
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    finally:
+        scheduler.shutdown(wait=True)
+        transport.close()
+        if catcher is not None:
+            catcher.stop()
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """The clock for production: run exactly one beside the web processes."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    transport = Transport(settings(app).smtp())
+    scheduler = BlockingScheduler(timezone="UTC")
+    add_jobs(scheduler, app, transport)
+    _stop_on_sigterm()
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+        transport.close()
+
+
+def parse_now(value: str, zone: str) -> datetime:
+    """An ISO time; a naive one is read in the group's time zone."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date and time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    return moment.astimezone(ZoneInfo("UTC"))
+
+
+@click.command("tick")
+@click.option("--now", "now_text", metavar="ISO", help="Simulate the clock (naive = WG_TIMEZONE).")
+@with_appcontext
+def tick_command(now_text: str | None) -> None:
+    """One scheduler pass, then exit: enqueue what is due and deliver the outbox."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = settings(app)
+    moment = parse_now(now_text, config.timezone) if now_text else clock_now(app)
+    with Transport(config.smtp()) as transport:
+        report = jobs.tick(app, transport, moment)
+    click.echo(report.summary())

@@ -1,0 +1,44 @@
+"""The APScheduler process: a clock only; the database is the source of truth."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from flask import Flask
+
+from emails.transport import Transport
+from scheduler import jobs
+from service.clock import now
+
+log = logging.getLogger(__name__)
+
+TICK_EVERY_SECONDS = 60
+DELIVER_EVERY_SECONDS = 5
+
+
+def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> None:
+    """The tick every minute and delivery every few seconds; a missed run is simply skipped,
+    because the next one derives everything from the database again."""
+
+    def tick_job() -> None:
+        report = jobs.tick(app, transport, now(app))
+        if report.delivery.handled:
+            log.info(report.summary())
+
+    def deliver_job() -> None:
+        report = jobs.deliver(app, transport, lambda: now(app))
+        if report.handled:
+            log.info("delivered: sent %d, retry %d, failed %d", report.sent, report.retried,
+                     report.failed)
+
+    common = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
+    scheduler.add_job(
+        tick_job, IntervalTrigger(seconds=TICK_EVERY_SECONDS), id="tick",
+        next_run_time=datetime.now(UTC), **common,
+    )
+    scheduler.add_job(
+        deliver_job, IntervalTrigger(seconds=DELIVER_EVERY_SECONDS), id="deliver", **common
+    )

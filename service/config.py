@@ -1,0 +1,261 @@
+"""Settings: read from `WG_*` environment variables (and `.env`), validated once at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from flask import Flask, current_app
+
+from emails.transport import Security, SmtpSettings
+
+# The embedded mail catcher of `wg run` listens here when WG_SMTP_HOST is empty.
+DEFAULT_CATCHER_PORT = 8025
+
+
+class SettingError(ValueError):
+    """A setting is missing or wrong; the message is one line that names it."""
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise ValueError(f"{number} is outside {low}..{high}")
+        return number
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _email(value: str) -> str:
+    return validate_email(value.strip(), check_deliverability=False, test_environment=True).normalized
+
+
+def _mailbox(value: str) -> str:
+    """A mailbox as it may stand in From: `Name <addr>` or a bare address."""
+    name, address = parseaddr(value.strip())
+    if "\r" in value or "\n" in value:
+        raise ValueError("contains a line break")
+    try:
+        address = validate_email(
+            address, check_deliverability=False, test_environment=True
+        ).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return f"{name} <{address}>" if name else address
+
+
+def _emails(value: str) -> tuple[str, ...]:
+    return tuple(_email(part) for part in value.split(",") if part.strip())
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an absolute http(s) URL")
+    return value.strip().rstrip("/")
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone") from None
+    return value.strip()
+
+
+def _database_url(value: str) -> str:
+    value = value.strip()
+    if not value.startswith(("sqlite", "postgresql")):
+        raise ValueError("only sqlite:/// and postgresql+psycopg:// URLs are supported")
+    if value.startswith("postgresql://") or value.startswith("postgres://"):
+        # psycopg 3 is the driver installed; spare the user the driver suffix.
+        value = "postgresql+psycopg://" + value.split("://", 1)[1]
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every `WG_*` setting, parsed. Empty strings mean "not set"."""
+
+    env: str = "development"
+    secret_key: str = ""
+    database_url: str = ""
+    base_url: str = "http://127.0.0.1:5000"
+    timezone: str = "Asia/Phnom_Penh"
+    group_name: str = "Working Group"
+    group_name_km: str = "ក្រុមការងារ"
+    smtp_host: str = ""
+    smtp_port: int = 0
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: str = "none"
+    smtp_connections: int = 1
+    smtp_rate_per_minute: int = 0
+    smtp_timeout: int = 30
+    catcher_port: int = DEFAULT_CATCHER_PORT
+    mail_from: str = ""
+    reply_to: str = ""
+    organizer_email: str = ""
+    coordinator_emails: tuple[str, ...] = ()
+    coordinator_language: str = "en"
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_username: str = ""
+    imap_password: str = ""
+    imap_folder: str = "INBOX"
+    ratelimit_storage: str = "memory://"
+    join_rate_limit: str = "10 per hour"
+    confirm_ttl_hours: int = 72
+    trusted_proxies: int = 0
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def group_name_for(self, lang: str) -> str:
+        return self.group_name_km if lang == "km" else self.group_name
+
+    @property
+    def mail_domain(self) -> str:
+        return parseaddr(self.mail_from)[1].rpartition("@")[2]
+
+    def smtp(self) -> SmtpSettings:
+        """Where mail goes: the configured relay, or the embedded catcher of `wg run`."""
+        if not self.smtp_host:
+            return SmtpSettings(host="127.0.0.1", port=self.catcher_port, timeout=self.smtp_timeout)
+        security = Security(self.smtp_security)
+        default_port = {Security.NONE: 25, Security.STARTTLS: 587, Security.SSL: 465}[security]
+        return SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port or default_port,
+            security=security,
+            username=self.smtp_username,
+            password=self.smtp_password,
+            timeout=self.smtp_timeout,
+            connections=self.smtp_connections,
+            rate_per_minute=self.smtp_rate_per_minute,
+        )
+
+
+PARSERS: dict[str, Callable[[str], object]] = {
+    "env": _choice("development", "production"),
+    "secret_key": _text,
+    "database_url": _database_url,
+    "base_url": _url,
+    "timezone": _zone,
+    "group_name": _text,
+    "group_name_km": _text,
+    "smtp_host": _text,
+    "smtp_port": _int(1, 65535),
+    "smtp_username": _text,
+    "smtp_password": str,
+    "smtp_security": _choice("none", "starttls", "ssl"),
+    "smtp_connections": _int(1, 32),
+    "smtp_rate_per_minute": _int(0, 1_000_000),
+    "smtp_timeout": _int(1, 600),
+    "catcher_port": _int(1, 65535),
+    "mail_from": _mailbox,
+    "reply_to": _mailbox,
+    "organizer_email": _email,
+    "coordinator_emails": _emails,
+    "coordinator_language": _choice("en", "km"),
+    "imap_host": _text,
+    "imap_port": _int(1, 65535),
+    "imap_username": _text,
+    "imap_password": str,
+    "imap_folder": _text,
+    "ratelimit_storage": _text,
+    "join_rate_limit": _text,
+    "confirm_ttl_hours": _int(1, 24 * 30),
+    "trusted_proxies": _int(0, 5),
+}
+
+
+def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
+    """Parse `WG_*` values; raise SettingError with one line naming the first bad one."""
+    values: dict[str, object] = {}
+    for field in fields(Settings):
+        raw = environ.get("WG_" + field.name.upper())
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[field.name] = PARSERS[field.name](raw)
+        except (ValueError, EmailNotValidError) as exc:
+            raise SettingError(f"WG_{field.name.upper()}: {exc}") from None
+    settings = Settings(**values)  # type: ignore[arg-type]
+    return _complete(settings, instance_path)
+
+
+def _complete(settings: Settings, instance_path: Path) -> Settings:
+    """Fill the defaults that depend on other settings, and refuse unsafe production set-ups."""
+    changes: dict[str, object] = {}
+    if settings.production:
+        for name in ("secret_key", "mail_from", "coordinator_emails"):
+            if not getattr(settings, name):
+                raise SettingError(f"WG_{name.upper()}: required when WG_ENV=production")
+        if not settings.smtp_host:
+            raise SettingError("WG_SMTP_HOST: required when WG_ENV=production")
+        if settings.base_url.startswith("http://"):
+            raise SettingError("WG_BASE_URL: must be https:// when WG_ENV=production")
+    if not settings.secret_key:
+        changes["secret_key"] = development_secret_key(instance_path)
+    if not settings.database_url:
+        changes["database_url"] = f"sqlite:///{instance_path / 'wg.sqlite3'}"
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    domain = host if "." in host and not host.replace(".", "").isdigit() else "localhost"
+    mail_from = settings.mail_from or f"{settings.group_name} <noreply@{domain}>"
+    changes["mail_from"] = mail_from
+    address = parseaddr(mail_from)[1]
+    if not settings.reply_to:
+        changes["reply_to"] = address
+    if not settings.organizer_email:
+        changes["organizer_email"] = address
+    if not settings.coordinator_emails:
+        changes["coordinator_emails"] = (f"coordinator@{domain}",)
+    return Settings(**{**settings.__dict__, **changes})
+
+
+def development_secret_key(instance_path: Path) -> str:
+    """A key kept in the instance folder so sessions and tokens survive restarts in development."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process of `wg run` wrote it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def settings(app: Flask | None = None) -> Settings:
+    """The running app's settings."""
+    return (app or current_app).extensions["wg.settings"]

@@ -1,0 +1,142 @@
+"""The join form, address confirmation and the coordinator's review page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from forms import ConfirmForm, JoinForm, ReviewForm
+from service.clock import now
+from service.config import settings
+from service.extensions import limiter
+from service.i18n import current_language
+from service.membership import operations
+from service.membership.operations import Application
+from service.models import RequestStatus, TokenPurpose
+from service.web import db_session
+
+bp = Blueprint("membership", __name__)
+
+
+def _join_limit() -> str:
+    return settings().join_rate_limit
+
+
+@bp.route("/")
+def home():  # type: ignore[no-untyped-def]
+    return redirect(url_for(".join", **request.args))
+
+
+@bp.route("/join", methods=["GET", "POST"])
+@limiter.limit(_join_limit, methods=["POST"])
+def join():  # type: ignore[no-untyped-def]
+    form = JoinForm()
+    if request.method == "GET":
+        form.language.data = form.language.data or current_language()
+        return render_template("membership/join.html", form=form)
+    if form.is_spam:
+        return render_template("error.html", code=400, message=_(
+            "Your submission could not be accepted. If you are a person, leave the last "
+            "field empty and send the form again."
+        )), 400
+    if not form.validate():
+        return render_template("membership/join.html", form=form), 400
+    operations.submit_join_request(
+        db_session(),
+        Application(
+            organisation_name=form.organisation_name.data,
+            kind=form.kind.data,
+            website=form.website.data or "",
+            represented_in_cambodia=form.represented_in_cambodia.data == "yes",
+            cambodia_location=form.cambodia_location.data or "",
+            name=form.name.data,
+            role=form.role.data,
+            email=form.email.data,
+            phone=form.phone.data or "",
+            language=form.language.data,
+            work_summary=form.work_summary.data,
+            representatives=form.further_representatives(),
+        ),
+        now=now(),
+    )
+    db_session().commit()
+    return redirect(url_for(".join_sent"))
+
+
+@bp.route("/join/sent")
+def join_sent():  # type: ignore[no-untyped-def]
+    return render_template("membership/join_sent.html")
+
+
+def _confirm_lookup(token: str):  # type: ignore[no-untyped-def]
+    lookup, join_request = operations.find_by_token(
+        db_session(), TokenPurpose.CONFIRM, token, now=now()
+    )
+    if lookup.token is None or join_request is None:
+        abort(404)
+    return lookup, join_request
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str):  # type: ignore[no-untyped-def]
+    lookup, join_request = _confirm_lookup(token)
+    form = ConfirmForm()
+    if lookup.token.used_at is not None or join_request.status is not RequestStatus.UNCONFIRMED:
+        return render_template("membership/confirm_used.html"), 410
+    if lookup.expired:
+        return render_template("membership/confirm_expired.html", form=form, token=token), 410
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render_template("membership/confirm.html", form=form, request=join_request), 400
+        operations.confirm_address(db_session(), token, now=now())
+        db_session().commit()
+        return redirect(url_for(".confirmed"))
+    return render_template("membership/confirm.html", form=form, request=join_request)
+
+
+@bp.route("/confirm/<token>/resend", methods=["POST"])
+@limiter.limit(_join_limit)
+def resend_confirmation(token: str):  # type: ignore[no-untyped-def]
+    lookup, join_request = _confirm_lookup(token)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return render_template("membership/confirm_expired.html", form=form, token=token), 400
+    if not operations.resend_confirmation(db_session(), token, now=now()):
+        return render_template("membership/confirm_used.html"), 410
+    db_session().commit()
+    return redirect(url_for(".join_sent"))
+
+
+@bp.route("/confirmed")
+def confirmed():  # type: ignore[no-untyped-def]
+    return render_template("membership/confirmed.html")
+
+
+@bp.route("/review/<token>", methods=["GET", "POST"])
+def review(token: str):  # type: ignore[no-untyped-def]
+    lookup, join_request = operations.find_by_token(
+        db_session(), TokenPurpose.REVIEW, token, now=now()
+    )
+    if lookup.token is None or join_request is None:
+        abort(404)
+    if lookup.expired and join_request.status is RequestStatus.PENDING:
+        abort(410)
+    form = ReviewForm()
+    decided = join_request.status is not RequestStatus.PENDING
+    page = dict(form=form, request=join_request, submitted=join_request.submitted)
+    if request.method == "POST":
+        if decided:
+            return render_template("membership/review.html", **page), 409
+        if not form.validate_on_submit():
+            return render_template("membership/review.html", **page), 400
+        operations.decide(
+            db_session(),
+            join_request,
+            approve=form.decision.data == "approve",
+            reviewer=lookup.token.holder,
+            note=form.note.data or "",
+            now=now(),
+        )
+        db_session().commit()
+        return redirect(url_for(".review", token=token))
+    return render_template("membership/review.html", **page)

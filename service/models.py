@@ -1,0 +1,196 @@
+"""The stored state of the working group: members, join requests, tokens, the outbox, audit."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db import Base
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Store the readable value, not the Python name, and no native PostgreSQL enum types:
+    # adding a state later is then a code change, not a migration of a type.
+    return Enum(cls, values_callable=lambda e: [m.value for m in e], native_enum=False, length=20)
+
+
+def new_public_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Language(enum.StrEnum):
+    EN = "en"
+    KM = "km"
+
+
+class OrganisationKind(enum.StrEnum):
+    ORGANISATION = "organisation"
+    INSTITUTION = "institution"
+    INDIVIDUAL = "individual"
+
+
+class OrganisationStatus(enum.StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class ContactStatus(enum.StrEnum):
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    INACTIVE = "inactive"
+
+
+class RequestStatus(enum.StrEnum):
+    UNCONFIRMED = "unconfirmed"  # waiting for the applicant to confirm their address
+    PENDING = "pending"  # confirmed, waiting for the coordinator
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class TokenPurpose(enum.StrEnum):
+    CONFIRM = "confirm"
+    REVIEW = "review"
+    RSVP = "rsvp"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class OutboxStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"  # its not_after passed before it could be sent
+    SUPPRESSED = "suppressed"  # the recipient unsubscribed or bounced before it was sent
+
+
+class Organisation(Base):
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[OrganisationKind] = mapped_column(_enum(OrganisationKind))
+    website: Mapped[str] = mapped_column(String(300), default="")
+    represented_in_cambodia: Mapped[bool] = mapped_column(default=True)
+    cambodia_location: Mapped[str] = mapped_column(String(200), default="")
+    work_summary: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[OrganisationStatus] = mapped_column(_enum(OrganisationStatus))
+    created_at: Mapped[datetime]
+
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="organisation", order_by="Contact.id"
+    )
+
+
+class Contact(Base):
+    """A representative of a member organisation: the person who gets the mail."""
+
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    role: Mapped[str] = mapped_column(String(200), default="")
+    language: Mapped[Language] = mapped_column(_enum(Language))
+    status: Mapped[ContactStatus] = mapped_column(_enum(ContactStatus))
+    created_at: Mapped[datetime]
+
+    organisation: Mapped[Organisation] = relationship(back_populates="contacts")
+
+
+class JoinRequest(Base):
+    """What an applicant submitted on the join form, and what became of it."""
+
+    __tablename__ = "join_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    language: Mapped[Language] = mapped_column(_enum(Language))
+    submitted: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus))
+    review_note: Mapped[str] = mapped_column(Text, default="")
+    reviewed_by: Mapped[str] = mapped_column(String(254), default="")
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    created_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+
+
+class Token(Base):
+    """A link secret: only its hash is kept, bound to one purpose and one record."""
+
+    __tablename__ = "token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[TokenPurpose] = mapped_column(_enum(TokenPurpose))
+    subject_id: Mapped[int]
+    holder: Mapped[str] = mapped_column(String(254), default="")  # who the link was sent to
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_token_subject", "purpose", "subject_id"),)
+
+
+class Suppression(Base):
+    """An address that must not be mailed again (unsubscribed, bounced)."""
+
+    __tablename__ = "suppression"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+
+
+class OutboundEmail(Base):
+    """One message in the outbox, written in the same transaction as its cause."""
+
+    __tablename__ = "outbound_email"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient: Mapped[str] = mapped_column(String(254), index=True)
+    recipient_name: Mapped[str] = mapped_column(String(200), default="")
+    template: Mapped[str] = mapped_column(String(80))
+    language: Mapped[Language] = mapped_column(_enum(Language))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Set instead of template rendering when the whole message was built up front.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    list_mail: Mapped[bool] = mapped_column(default=False)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus))
+    attempts: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime | None]
+    lease_owner: Mapped[str] = mapped_column(String(80), default="")
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_outbound_email_due", "status", "not_before"),)
+
+
+class AuditEvent(Base):
+    """A record of every change of state: who, what, when."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    subject_type: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[int | None]
+    actor: Mapped[str] = mapped_column(String(254), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

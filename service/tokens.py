@@ -1,0 +1,72 @@
+"""Link secrets: random, stored only as a hash, scoped to one purpose and one record."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.models import Token, TokenPurpose
+
+# 16 random bytes: 22 URL-safe characters, short enough for List-Unsubscribe to stay unfolded.
+TOKEN_BYTES = 16
+MAX_TOKEN_LENGTH = 64
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def issue(
+    db: Session,
+    purpose: TokenPurpose,
+    subject_id: int,
+    *,
+    now: datetime,
+    expires_at: datetime | None = None,
+    holder: str = "",
+) -> str:
+    """Store a new token's hash and return the raw token, which only the link carries."""
+    raw = secrets.token_urlsafe(TOKEN_BYTES)
+    db.add(
+        Token(
+            digest=_digest(raw),
+            purpose=purpose,
+            subject_id=subject_id,
+            holder=holder,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return raw
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a presented token turned out to be."""
+
+    token: Token | None
+    expired: bool = False
+
+    @property
+    def valid(self) -> bool:
+        return self.token is not None and not self.expired and self.token.used_at is None
+
+
+def find(db: Session, purpose: TokenPurpose, raw: str, *, now: datetime) -> Lookup:
+    """The token for `raw` if it exists for `purpose`; malformed input is simply not found."""
+    if not raw or len(raw) > MAX_TOKEN_LENGTH or not raw.isascii():
+        return Lookup(None)
+    digest = _digest(raw)
+    token = db.scalar(select(Token).where(Token.digest == digest))
+    # The lookup is by an index on the hash; compare again in constant time so the
+    # answer does not depend on how much of a guessed hash matched.
+    if token is None or token.purpose != purpose or not hmac.compare_digest(token.digest, digest):
+        return Lookup(None)
+    expired = token.expires_at is not None and token.expires_at <= now
+    return Lookup(token, expired=expired)

@@ -1,0 +1,92 @@
+"""The web side of the app: request-scoped sessions, error pages, security headers, blueprints."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, render_template, request
+from flask_babel import gettext as _
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from service.config import settings
+from service.db import get_database
+from service.i18n import current_language
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def db_session() -> Session:
+    """This request's session; GET and HEAD get one that never takes the write lock."""
+    if "db" not in g:
+        database = get_database()
+        factory = database.read_sessions if request.method in SAFE_METHODS else database.sessions
+        g.db = factory()
+    return g.db
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()  # rolls back whatever a failed request left uncommitted
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    # Links carry tokens in their path: never pass them on to another site.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+ERROR_MESSAGES = {
+    400: lambda: _("The request could not be understood. Go back, check the form and try again."),
+    404: lambda: _("This page or link does not exist. Check that you copied the whole link."),
+    405: lambda: _("This address cannot be used that way."),
+    410: lambda: _("This link is no longer valid."),
+    413: lambda: _("What you sent is too large. Shorten the longest answers and try again."),
+    429: lambda: _("Too many attempts from your connection. Please wait an hour and try again."),
+}
+
+
+def error_page(exc: HTTPException) -> tuple[str, int]:
+    code = exc.code or 500
+    message = ERROR_MESSAGES.get(code, lambda: _("Something went wrong on our side."))()
+    return render_template("error.html", code=code, message=message), code
+
+
+def _unexpected_error(exc: Exception) -> tuple[str, int]:
+    if isinstance(exc, HTTPException):
+        return error_page(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_page(InternalServerError())
+
+
+def init_app(app: Flask) -> None:
+    from service.devmail.routes import bp as devmail_bp
+    from service.health.routes import bp as health_bp
+    from service.membership.routes import bp as membership_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(membership_bp)
+    app.register_blueprint(devmail_bp)
+    app.teardown_request(_close_session)
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, error_page)
+    app.register_error_handler(Exception, _unexpected_error)
+    app.context_processor(_page_globals)
+
+
+def _page_globals() -> dict[str, object]:
+    config = settings()
+    return {
+        "group_name": config.group_name_for(current_language()),
+        "confirm_hours": config.confirm_ttl_hours,
+    }

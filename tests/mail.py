@@ -1,0 +1,113 @@
+"""A real SMTP server for tests (aiosmtpd on a free loopback port) and what it received."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
+from aiosmtpd.controller import Controller
+
+LINK = re.compile(r"https?://[^\s<>\"']+")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ReceivedMail:
+    """One message as it arrived: envelope, raw bytes, and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+    message: EmailMessage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.message = email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[assignment]
+
+    def __getitem__(self, header: str) -> str:
+        return str(self.message[header]) if self.message[header] is not None else ""
+
+    @property
+    def subject(self) -> str:
+        return self["Subject"]
+
+    @property
+    def text(self) -> str:
+        part = self.message.get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""
+
+    @property
+    def html(self) -> str:
+        part = self.message.get_body(preferencelist=("html",))
+        return part.get_content() if part is not None else ""
+
+    @property
+    def links(self) -> list[str]:
+        """Every distinct link in the text and HTML parts, as paths for the test client."""
+        found = LINK.findall(self.text) + LINK.findall(self.html)
+        paths = []
+        for url in dict.fromkeys(found):
+            parts = urlsplit(url.replace("&amp;", "&"))
+            paths.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+        return list(dict.fromkeys(paths))
+
+    def link(self, prefix: str) -> str:
+        """The one link whose path starts with `prefix`; fails when there is none or several."""
+        matching = [path for path in self.links if path.startswith(prefix)]
+        assert len(matching) == 1, f"expected one {prefix} link, found {matching}"
+        return matching[0]
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.received: list[ReceivedMail] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        mail = ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+        with self.lock:
+            self.received.append(mail)
+        return "250 OK"
+
+
+class SmtpRecorder:
+    """An aiosmtpd server that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._handler = _Recorder()
+        self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> SmtpRecorder:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
+
+    @property
+    def messages(self) -> list[ReceivedMail]:
+        with self._handler.lock:
+            return list(self._handler.received)
+
+    def messages_to(self, address: str) -> list[ReceivedMail]:
+        return [m for m in self.messages if address in m.rcpt_tos]
+
+    def single_message_to(self, address: str) -> ReceivedMail:
+        found = self.messages_to(address)
+        assert len(found) == 1, f"expected one message to {address}, got {len(found)}"
+        return found[0]
+
+    def clear(self) -> None:
+        with self._handler.lock:
+            self._handler.received.clear()

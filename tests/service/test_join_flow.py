@@ -1,0 +1,154 @@
+"""The join flow end to end: form -> confirmation -> coordinators -> review -> welcome."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from service.models import (
+    AuditEvent,
+    Contact,
+    ContactStatus,
+    JoinRequest,
+    OutboundEmail,
+    RequestStatus,
+)
+from tests.web import csrf_token, post_with_csrf, submit_join_form
+
+
+def test_join_page_is_english_by_default_and_khmer_on_request(client):
+    english = client.get("/join")
+    khmer = client.get("/join?lang=km")
+
+    assert english.status_code == khmer.status_code == 200
+    assert '<html lang="en">' in english.get_data(as_text=True)
+    page = khmer.get_data(as_text=True)
+    assert '<html lang="km">' in page
+    assert "ចូលរួម" in page  # "join" in Khmer script
+    assert "lang=km" in khmer.headers["Set-Cookie"]
+
+
+def test_language_is_remembered_by_cookie_and_read_from_accept_language(client):
+    client.get("/join?lang=km")
+    assert '<html lang="km">' in client.get("/join").get_data(as_text=True)
+
+    other = client.application.test_client()
+    page = other.get("/join", headers={"Accept-Language": "km-KH,km;q=0.9,en;q=0.5"})
+    assert '<html lang="km">' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("lang", ["en", "km"])
+def test_whole_join_flow_ends_with_a_welcome_to_every_representative(
+    client, smtp_server, deliver, db, coordinators, lang
+):
+    answer = submit_join_form(client, lang=lang, language=lang)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/join/sent")
+    deliver()
+
+    confirmation = smtp_server.single_message_to("amara@riverbank.example")
+    assert confirmation["Content-Language"] == lang
+    if lang == "km":
+        assert "បញ្ជាក់" in confirmation.subject  # "confirm"
+    confirm_link = confirmation.link("/confirm/")
+
+    assert post_with_csrf(client, confirm_link).status_code == 302
+    deliver()
+    deliver()
+
+    reviews = [smtp_server.single_message_to(address) for address in coordinators]
+    for review in reviews:
+        assert "Riverbank Survivors Network" in review.subject
+        assert "Psychosocial support groups" in review.text
+        assert "dara@riverbank.example" in review.text
+    review_link = reviews[0].link("/review/")
+
+    page = client.get(review_link)
+    assert page.status_code == 200 and "Riverbank Survivors Network" in page.get_data(as_text=True)
+    assert post_with_csrf(client, review_link, decision="approve").status_code == 302
+    deliver()
+
+    for address in ("amara@riverbank.example", "dara@riverbank.example"):
+        welcome = smtp_server.messages_to(address)[-1]
+        assert welcome["Content-Language"] == lang
+        assert "Riverbank Survivors Network" in welcome.text
+    contacts = db.scalars(select(Contact).order_by(Contact.email)).all()
+    assert [(c.email, c.status, c.language.value) for c in contacts] == [
+        ("amara@riverbank.example", ContactStatus.ACTIVE, lang),
+        ("dara@riverbank.example", ContactStatus.ACTIVE, lang),
+    ]
+    assert contacts[0].organisation.name == "Riverbank Survivors Network"
+    actions = db.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions[:3] == ["join.submitted", "join.confirmed", "join.approved"]
+    assert actions.count("contact.activated") == 2
+
+
+def test_second_coordinator_sees_the_decision_and_cannot_decide_again(
+    client, smtp_server, deliver, coordinators
+):
+    submit_join_form(client)
+    deliver()
+    post_with_csrf(client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/"))
+    deliver()
+    first, second = (smtp_server.single_message_to(a).link("/review/") for a in coordinators)
+
+    post_with_csrf(client, first, decision="approve")
+    token = csrf_token(client, "/join")  # the decided page shows no form any more
+    again = client.post(second, data={"csrf_token": token, "decision": "decline"})
+
+    assert again.status_code == 409
+    page = client.get(second).get_data(as_text=True)
+    assert "Approved" in page and coordinators[0] in page
+
+
+def test_decline_sends_the_coordinators_note_politely(client, smtp_server, deliver, db, coordinators):
+    submit_join_form(client)
+    deliver()
+    post_with_csrf(client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/"))
+    deliver()
+    review = smtp_server.single_message_to(coordinators[0]).link("/review/")
+
+    post_with_csrf(client, review, decision="decline", note="We only admit organisations based in Cambodia.")
+    deliver()
+
+    decline = smtp_server.messages_to("amara@riverbank.example")[-1]
+    assert "We only admit organisations based in Cambodia." in decline.text
+    assert db.scalar(select(JoinRequest.status)) is RequestStatus.DECLINED
+    assert db.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_a_second_request_for_a_known_address_changes_nothing_and_looks_the_same(
+    client, smtp_server, deliver, db
+):
+    first = submit_join_form(client)
+    second = submit_join_form(client, organisation_name="Another name")
+
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]
+    deliver()
+    assert db.scalar(select(func.count()).select_from(JoinRequest)) == 1
+    assert len(smtp_server.messages_to("amara@riverbank.example")) == 1
+
+
+def test_fetching_every_link_in_every_email_changes_nothing(client, smtp_server, deliver, db):
+    """Mail scanners fetch links before people click them: GET and HEAD must be harmless."""
+    submit_join_form(client)
+    deliver()
+    post_with_csrf(client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/"))
+    deliver()
+
+    def state():
+        return (
+            db.scalars(select(JoinRequest.status)).all(),
+            db.scalar(select(func.count()).select_from(Contact)),
+            db.scalar(select(func.count()).select_from(OutboundEmail)),
+            db.scalar(select(func.count()).select_from(AuditEvent)),
+        )
+
+    before = state()
+    links = [link for mail in smtp_server.messages for link in mail.links]
+    assert any(link.startswith("/review/") for link in links)
+    for link in links:
+        assert client.get(link).status_code < 500
+        assert client.head(link).status_code < 500
+    db.expire_all()
+    assert state() == before
