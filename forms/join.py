@@ -17,7 +17,14 @@ from wtforms import (
 )
 from wtforms.validators import URL, DataRequired, InputRequired, Length, Optional
 
-from forms.validators import CleanText, EmailAddress, Phone, SingleLine, normalise_text
+from forms.validators import (
+    CleanText,
+    EmailAddress,
+    Phone,
+    SingleLine,
+    normalise_phone,
+    normalise_text,
+)
 
 FURTHER_REPRESENTATIVES = 3
 NAME_MAX = 200
@@ -34,13 +41,17 @@ class RepresentativeForm(Form):
         _l("Email"), [Optional(), Length(max=EMAIL_MAX), EmailAddress()], filters=[normalise_text]
     )
 
-    def validate_email(self, field: StringField) -> None:
-        if self.name.data and not field.data:
-            raise ValidationError(_l("Give an email address for this person."))
-
-    def validate_name(self, field: StringField) -> None:
-        if self.email.data and not field.data:
-            raise ValidationError(_l("Give this person's name."))
+    def validate(self, extra_validators=None) -> bool:  # type: ignore[no-untyped-def]
+        # Optional() ends each field's own checks when it is empty, so the pair is
+        # checked here, after both fields.
+        valid = super().validate(extra_validators)
+        if self.name.data and not self.email.data:
+            self.email.errors = [*self.email.errors, _l("Give an email address for this person.")]
+            valid = False
+        if self.email.data and not self.name.data:
+            self.name.errors = [*self.name.errors, _l("Give this person's name.")]
+            valid = False
+        return valid
 
 
 class JoinForm(FlaskForm):
@@ -100,7 +111,7 @@ class JoinForm(FlaskForm):
         filters=[normalise_text],
     )
     phone = StringField(
-        _l("Phone (optional)"), [Optional(), Length(max=40), Phone()], filters=[normalise_text]
+        _l("Phone (optional)"), [Optional(), Length(max=40), Phone()], filters=[normalise_phone]
     )
     language = RadioField(
         _l("Preferred language for emails"),

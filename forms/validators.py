@@ -59,6 +59,14 @@ class Phone:
             )
 
 
+KHMER_DIGITS = str.maketrans("០១២៣៤៥៦៧៨៩", "0123456789")
+
+
+def normalise_phone(value: str | None) -> str:
+    """A phone number typed with Khmer digits is kept with Western ones, as dialers expect."""
+    return normalise_text(value).translate(KHMER_DIGITS)
+
+
 def normalise_text(value: str | None) -> str:
     """Trimmed, NFC-normalised text (Khmer typed on different keyboards compares equal)."""
     return unicodedata.normalize("NFC", value or "").strip()

@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import current_app
 from flask.cli import with_appcontext
+from werkzeug.serving import make_server
 
 from emails.transport import Transport
 from scheduler import jobs
@@ -22,6 +23,13 @@ from service.clock import now as clock_now
 from service.config import settings
 from service.devmail.catcher import start_catcher
 from service.devmail.routes import CATCHER_DIR
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The SMTP server and the scheduler log every connection and run; keep their warnings only.
+    for noisy in ("mail.log", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _stop_on_sigterm() -> None:
@@ -36,7 +44,7 @@ def _stop_on_sigterm() -> None:
 def run_command(host: str, port: int) -> None:
     """The embedded default: web and scheduler in one process, and a mail catcher when
     WG_SMTP_HOST is empty (caught mail at /dev/mail)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _configure_logging()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = settings(app)
     catcher = None
@@ -51,9 +59,11 @@ def run_command(host: str, port: int) -> None:
     scheduler.start()
     _stop_on_sigterm()
     click.echo(f"join form at http://{host}:{port}/join")
+    server = make_server(host, port, app, threaded=True)
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+        server.serve_forever()
     finally:
+        server.server_close()
         scheduler.shutdown(wait=True)
         transport.close()
         if catcher is not None:
@@ -64,7 +74,7 @@ def run_command(host: str, port: int) -> None:
 @with_appcontext
 def scheduler_command() -> None:
     """The clock for production: run exactly one beside the web processes."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _configure_logging()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     transport = Transport(settings(app).smtp())
     scheduler = BlockingScheduler(timezone="UTC")

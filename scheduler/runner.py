@@ -31,13 +31,20 @@ def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> None
     def deliver_job() -> None:
         report = jobs.deliver(app, transport, lambda: now(app))
         if report.handled:
-            log.info("delivered: sent %d, retry %d, failed %d", report.sent, report.retried,
-                     report.failed)
+            log.info(
+                "delivered: sent %d, retry %d, failed %d",
+                report.sent,
+                report.retried,
+                report.failed,
+            )
 
     common = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
     scheduler.add_job(
-        tick_job, IntervalTrigger(seconds=TICK_EVERY_SECONDS), id="tick",
-        next_run_time=datetime.now(UTC), **common,
+        tick_job,
+        IntervalTrigger(seconds=TICK_EVERY_SECONDS),
+        id="tick",
+        next_run_time=datetime.now(UTC),
+        **common,
     )
     scheduler.add_job(
         deliver_job, IntervalTrigger(seconds=DELIVER_EVERY_SECONDS), id="deliver", **common

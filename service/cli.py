@@ -84,9 +84,9 @@ def members_list(as_json: bool) -> None:
     """Every organisation and contact with status and language."""
     with session_scope() as session:
         organisations = session.scalars(
-            select(Organisation).options(selectinload(Organisation.contacts)).order_by(
-                Organisation.name
-            )
+            select(Organisation)
+            .options(selectinload(Organisation.contacts))
+            .order_by(Organisation.name)
         ).all()
         listing = [
             {
@@ -128,3 +128,7 @@ def web_command(host: str, port: int, workers: int) -> None:
 
 def main() -> None:
     cli.main(prog_name="wg")
+
+
+if __name__ == "__main__":
+    main()

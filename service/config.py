@@ -52,7 +52,9 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 def _email(value: str) -> str:
-    return validate_email(value.strip(), check_deliverability=False, test_environment=True).normalized
+    return validate_email(
+        value.strip(), check_deliverability=False, test_environment=True
+    ).normalized
 
 
 def _mailbox(value: str) -> str:

@@ -57,6 +57,4 @@ def init_app(app: Flask) -> None:
     babel = Babel(app, locale_selector=select_language, default_locale=DEFAULT_LANGUAGE)
     babel.domain_instance = CatalogueDomain()
     app.after_request(remember_language)
-    app.jinja_env.globals.update(
-        current_language=current_language, url_in_language=url_in_language
-    )
+    app.jinja_env.globals.update(current_language=current_language, url_in_language=url_in_language)

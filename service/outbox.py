@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from email.utils import parseaddr
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from typing import Any
 
 from flask import Flask
@@ -247,7 +247,8 @@ class OutboxSender:
         if not ready:
             return len(rows)
         with ThreadPoolExecutor(max_workers=self.connections) as pool:
-            for row, result in zip(ready, pool.map(self._send, ready, [sender] * len(ready))):
+            results = pool.map(self._send, ready, [sender] * len(ready))
+            for row, result in zip(ready, results, strict=True):
                 self._record(row.id, result, report)
         return len(rows)
 
@@ -290,7 +291,9 @@ class Health:
         return {
             "counts": self.counts,
             "due": self.due,
-            "oldest_queued_at": self.oldest_queued_at.isoformat() if self.oldest_queued_at else None,
+            "oldest_queued_at": self.oldest_queued_at.isoformat()
+            if self.oldest_queued_at
+            else None,
             "last_errors": self.last_errors,
         }
 
@@ -318,18 +321,15 @@ def health(db: Session, *, now: datetime, error_limit: int = 10) -> Health:
         .order_by(OutboundEmail.id.desc())
         .limit(error_limit)
     )
-    last_errors = [
-        {"recipient": r, "status": s.value, "error": e} for r, s, e in errors
-    ]
+    last_errors = [{"recipient": r, "status": s.value, "error": e} for r, s, e in errors]
     return Health(counts=counts, due=due or 0, oldest_queued_at=oldest, last_errors=last_errors)
 
 
 def release_leases(db: Session, owner: str) -> int:
-    """Give back `owner`'s claimed rows at once (a clean shutdown), instead of waiting out the lease."""
+    """Give back `owner`'s claimed rows at once (a clean stop) instead of waiting out the lease."""
     result = db.execute(
         update(OutboundEmail)
         .where(OutboundEmail.lease_owner == owner, OutboundEmail.status == OutboxStatus.QUEUED)
         .values(lease_owner="", lease_expires_at=None)
     )
     return result.rowcount or 0
-

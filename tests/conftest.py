@@ -124,7 +124,9 @@ def app(
     tmp_path: Path,
     app_settings: dict[str, str],
 ) -> Iterator[Flask]:
-    app = create_app(app_config(database_url, smtp_server.port, tmp_path / "instance", **app_settings))
+    app = create_app(
+        app_config(database_url, smtp_server.port, tmp_path / "instance", **app_settings)
+    )
     app.config["TESTING"] = True
     set_clock(app, clock)
     engine = get_database(app).engine

@@ -72,6 +72,16 @@ class _Recorder:
     def __init__(self) -> None:
         self.received: list[ReceivedMail] = []
         self.lock = threading.Lock()
+        self.rcpt_replies: dict[str, list[str]] = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
+        with self.lock:
+            replies = self.rcpt_replies.get(address)
+            reply = (replies.pop(0) if len(replies) > 1 else replies[0]) if replies else "250 OK"
+        if not reply.startswith("2"):
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         mail = ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
@@ -107,6 +117,14 @@ class SmtpRecorder:
         found = self.messages_to(address)
         assert len(found) == 1, f"expected one message to {address}, got {len(found)}"
         return found[0]
+
+    def refuse(self, address: str, *replies: str) -> None:
+        """Answer RCPT TO `address` with `replies` in turn; the last one is repeated.
+
+        `refuse(a, "451 4.7.1 try later", "250 OK")` refuses once, then accepts.
+        """
+        with self._handler.lock:
+            self._handler.rcpt_replies[address] = list(replies)
 
     def clear(self) -> None:
         with self._handler.lock:

@@ -60,7 +60,9 @@ def _is_known(db: Session, email: str) -> bool:
     return bool(open_request or member)
 
 
-def submit_join_request(db: Session, application: Application, *, now: datetime) -> JoinRequest | None:
+def submit_join_request(
+    db: Session, application: Application, *, now: datetime
+) -> JoinRequest | None:
     """Record a request and ask the applicant to confirm their address.
 
     A request from an address that is already waiting or already a member changes nothing
@@ -245,8 +247,13 @@ def _approve(db: Session, request: JoinRequest, *, now: datetime) -> None:
     ]
     for person, confirmed in people:
         contact = _activate_contact(
-            db, organisation, person, language, confirmed=confirmed,
-            actor=request.reviewed_by, now=now,
+            db,
+            organisation,
+            person,
+            language,
+            confirmed=confirmed,
+            actor=request.reviewed_by,
+            now=now,
         )
         if contact is None:
             continue

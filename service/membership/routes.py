@@ -35,10 +35,14 @@ def join():  # type: ignore[no-untyped-def]
         form.language.data = form.language.data or current_language()
         return render_template("membership/join.html", form=form)
     if form.is_spam:
-        return render_template("error.html", code=400, message=_(
-            "Your submission could not be accepted. If you are a person, leave the last "
-            "field empty and send the form again."
-        )), 400
+        return render_template(
+            "error.html",
+            code=400,
+            message=_(
+                "Your submission could not be accepted. If you are a person, leave the last "
+                "field empty and send the form again."
+            ),
+        ), 400
     if not form.validate():
         return render_template("membership/join.html", form=form), 400
     operations.submit_join_request(

@@ -87,7 +87,9 @@ def test_second_coordinator_sees_the_decision_and_cannot_decide_again(
 ):
     submit_join_form(client)
     deliver()
-    post_with_csrf(client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/"))
+    post_with_csrf(
+        client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/")
+    )
     deliver()
     first, second = (smtp_server.single_message_to(a).link("/review/") for a in coordinators)
 
@@ -100,14 +102,20 @@ def test_second_coordinator_sees_the_decision_and_cannot_decide_again(
     assert "Approved" in page and coordinators[0] in page
 
 
-def test_decline_sends_the_coordinators_note_politely(client, smtp_server, deliver, db, coordinators):
+def test_decline_sends_the_coordinators_note_politely(
+    client, smtp_server, deliver, db, coordinators
+):
     submit_join_form(client)
     deliver()
-    post_with_csrf(client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/"))
+    post_with_csrf(
+        client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/")
+    )
     deliver()
     review = smtp_server.single_message_to(coordinators[0]).link("/review/")
 
-    post_with_csrf(client, review, decision="decline", note="We only admit organisations based in Cambodia.")
+    post_with_csrf(
+        client, review, decision="decline", note="We only admit organisations based in Cambodia."
+    )
     deliver()
 
     decline = smtp_server.messages_to("amara@riverbank.example")[-1]
@@ -133,7 +141,9 @@ def test_fetching_every_link_in_every_email_changes_nothing(client, smtp_server,
     """Mail scanners fetch links before people click them: GET and HEAD must be harmless."""
     submit_join_form(client)
     deliver()
-    post_with_csrf(client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/"))
+    post_with_csrf(
+        client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/")
+    )
     deliver()
 
     def state():
