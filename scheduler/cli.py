@@ -23,6 +23,7 @@ from service.clock import now as clock_now
 from service.config import settings
 from service.devmail.catcher import start_catcher
 from service.devmail.routes import CATCHER_DIR
+from service.outbox import OutboxSender
 
 
 def _configure_logging() -> None:
@@ -55,7 +56,7 @@ def run_command(host: str, port: int) -> None:
         click.echo(f"mail catcher on 127.0.0.1:{config.catcher_port}; read it at /dev/mail")
     transport = Transport(config.smtp())
     scheduler = BackgroundScheduler(timezone="UTC")
-    add_jobs(scheduler, app, transport)
+    sender = add_jobs(scheduler, app, transport)
     scheduler.start()
     _stop_on_sigterm()
     click.echo(f"join form at http://{host}:{port}/join")
@@ -64,6 +65,7 @@ def run_command(host: str, port: int) -> None:
         server.serve_forever()
     finally:
         server.server_close()
+        sender.stop()
         scheduler.shutdown(wait=True)
         transport.close()
         if catcher is not None:
@@ -78,13 +80,14 @@ def scheduler_command() -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     transport = Transport(settings(app).smtp())
     scheduler = BlockingScheduler(timezone="UTC")
-    add_jobs(scheduler, app, transport)
+    sender = add_jobs(scheduler, app, transport)
     _stop_on_sigterm()
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        sender.stop()
         if scheduler.running:
             scheduler.shutdown(wait=True)
         transport.close()
@@ -110,5 +113,5 @@ def tick_command(now_text: str | None) -> None:
     config = settings(app)
     moment = parse_now(now_text, config.timezone) if now_text else clock_now(app)
     with Transport(config.smtp()) as transport:
-        report = jobs.tick(app, transport, moment)
+        report = jobs.tick(app, OutboxSender(app, transport, now=lambda: moment), moment)
     click.echo(report.summary())

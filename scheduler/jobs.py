@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask
 
-from emails.transport import Transport
 from service.outbox import DeliveryReport, OutboxSender
 
 
@@ -25,11 +23,6 @@ class TickReport:
         )
 
 
-def deliver(app: Flask, transport: Transport, now: Callable[[], datetime]) -> DeliveryReport:
-    """Send everything due in the outbox."""
-    return OutboxSender(app, transport, now=now).run_once()
-
-
-def tick(app: Flask, transport: Transport, now: datetime) -> TickReport:
+def tick(app: Flask, sender: OutboxSender, now: datetime) -> TickReport:
     """One pass of the clock at `now`: enqueue what is due, then deliver the outbox."""
-    return TickReport(now=now, delivery=deliver(app, transport, lambda: now))
+    return TickReport(now=now, delivery=sender.run_once(lambda: now))

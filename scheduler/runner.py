@@ -12,6 +12,7 @@ from flask import Flask
 from emails.transport import Transport
 from scheduler import jobs
 from service.clock import now
+from service.outbox import OutboxSender
 
 log = logging.getLogger(__name__)
 
@@ -19,17 +20,21 @@ TICK_EVERY_SECONDS = 60
 DELIVER_EVERY_SECONDS = 5
 
 
-def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> None:
+def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> OutboxSender:
     """The tick every minute and delivery every few seconds; a missed run is simply skipped,
-    because the next one derives everything from the database again."""
+    because the next one derives everything from the database again.
+
+    Returns the process's one outbox sender, so that shutdown can stop it between batches.
+    """
+    sender = OutboxSender(app, transport, now=lambda: now(app))
 
     def tick_job() -> None:
-        report = jobs.tick(app, transport, now(app))
+        report = jobs.tick(app, sender, now(app))
         if report.delivery.handled:
             log.info(report.summary())
 
     def deliver_job() -> None:
-        report = jobs.deliver(app, transport, lambda: now(app))
+        report = sender.run_once()
         if report.handled:
             log.info(
                 "delivered: sent %d, retry %d, failed %d",
@@ -49,3 +54,4 @@ def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> None
     scheduler.add_job(
         deliver_job, IntervalTrigger(seconds=DELIVER_EVERY_SECONDS), id="deliver", **common
     )
+    return sender

@@ -9,6 +9,7 @@ that were between the server's 250 and that commit.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -220,18 +221,28 @@ class OutboxSender:
         # through its share of the batch, each message at worst one SMTP timeout.
         per_connection = -(-batch_size // self.connections)
         self.lease = timedelta(seconds=per_connection * transport.settings.timeout * 2 + 60)
+        self._stopping = threading.Event()
 
-    def run_once(self) -> DeliveryReport:
-        """Deliver everything due now, batch after batch, until nothing due is left."""
+    def stop(self) -> None:
+        """Finish the batch in flight, then return from run_once (a clean shutdown)."""
+        self._stopping.set()
+
+    def run_once(self, now: Callable[[], datetime] | None = None) -> DeliveryReport:
+        """Deliver everything due, batch after batch, until nothing due is left.
+
+        `now` replaces the sender's clock for this run (`wg tick --now`).
+        """
+        clock = now or self.now
         report = DeliveryReport()
-        while True:
-            handled = self._deliver_batch(report)
+        while not self._stopping.is_set():
+            handled = self._deliver_batch(report, clock)
             if handled < self.batch_size:
-                return report
+                break
+        return report
 
-    def _deliver_batch(self, report: DeliveryReport) -> int:
+    def _deliver_batch(self, report: DeliveryReport, clock: Callable[[], datetime]) -> int:
         database = get_database(self.app)
-        now = self.now()
+        now = clock()
         with self.app.app_context(), database.transaction() as db:
             rows = claim(db, owner=self.owner, now=now, limit=self.batch_size, lease=self.lease)
             ready = []
@@ -246,10 +257,18 @@ class OutboxSender:
             sender = mail_sender()
         if not ready:
             return len(rows)
-        with ThreadPoolExecutor(max_workers=self.connections) as pool:
-            results = pool.map(self._send, ready, [sender] * len(ready))
-            for row, result in zip(ready, results, strict=True):
-                self._record(row.id, result, report)
+        recorded = 0
+        try:
+            with ThreadPoolExecutor(max_workers=self.connections) as pool:
+                results = pool.map(self._send, ready, [sender] * len(ready))
+                for row, result in zip(ready, results, strict=True):
+                    self._record(row.id, result, report, clock())
+                    recorded += 1
+        finally:
+            if recorded < len(ready):
+                # Something broke mid-batch: hand the rest back now rather than at lease end.
+                with database.transaction() as db:
+                    release_leases(db, self.owner)
         return len(rows)
 
     def _send(self, row: OutboundEmail, sender: Sender) -> SendResult:
@@ -260,12 +279,14 @@ class OutboxSender:
             return SendResult(Outcome.FAILED, None, f"could not build the message: {exc}")
         return self.transport.send(_envelope_sender(sender), row.recipient, data)
 
-    def _record(self, row_id: int, result: SendResult, report: DeliveryReport) -> None:
+    def _record(
+        self, row_id: int, result: SendResult, report: DeliveryReport, now: datetime
+    ) -> None:
         with get_database(self.app).transaction() as db:
             row = db.get(OutboundEmail, row_id)
             if row is None:  # pragma: no cover - rows are never deleted
                 return
-            _mark(row, result, self.now())
+            _mark(row, result, now)
             if row.status is OutboxStatus.SENT:
                 report.sent += 1
             elif row.status is OutboxStatus.FAILED:

@@ -22,6 +22,7 @@ from service.clock import set_clock
 from service.db import get_database
 from service.migrations import upgrade
 from service.models import Base
+from service.outbox import OutboxSender
 from tests.mail import SmtpRecorder
 
 BASE_URL = "http://wg.test"
@@ -172,9 +173,10 @@ def deliver(app: Flask, clock: Clock) -> Iterator[Callable[[], jobs.TickReport]]
     from service.config import settings
 
     transport = Transport(settings(app).smtp())
+    sender = OutboxSender(app, transport, now=clock)
 
     def run() -> jobs.TickReport:
-        return jobs.tick(app, transport, clock())
+        return jobs.tick(app, sender, clock())
 
     yield run
     transport.close()
