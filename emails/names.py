@@ -6,3 +6,9 @@ JOIN_WELCOME = "join_welcome"
 JOIN_DECLINED = "join_declined"
 
 ALL = (JOIN_CONFIRM, JOIN_REQUEST_RECEIVED, JOIN_WELCOME, JOIN_DECLINED)
+MEETING_INVITATION = "meeting_invitation"  # also the update after a change, with `change` set
+MEETING_FOLLOWUP = "meeting_followup"
+MEETING_REMINDER = "meeting_reminder"
+MEETING_CANCELLED = "meeting_cancelled"
+
+ALL += (MEETING_INVITATION, MEETING_FOLLOWUP, MEETING_REMINDER, MEETING_CANCELLED)

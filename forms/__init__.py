@@ -2,5 +2,6 @@
 
 from forms.actions import ConfirmForm, ReviewForm
 from forms.join import JoinForm
+from forms.rsvp import RsvpForm, UnsubscribeForm
 
-__all__ = ["ConfirmForm", "JoinForm", "ReviewForm"]
+__all__ = ["ConfirmForm", "JoinForm", "ReviewForm", "RsvpForm", "UnsubscribeForm"]

@@ -7,22 +7,33 @@ from datetime import datetime
 
 from flask import Flask
 
+from service.db import session_scope
+from service.meetings import operations as meetings
 from service.outbox import DeliveryReport, OutboxSender
 
 
 @dataclass
 class TickReport:
     now: datetime
+    due: meetings.DueReport
     delivery: DeliveryReport
 
     def summary(self) -> str:
         d = self.delivery
         return (
-            f"tick at {self.now.isoformat()}: sent {d.sent}, retry later {d.retried}, "
-            f"failed {d.failed}, expired {d.expired}, suppressed {d.suppressed}"
+            f"tick at {self.now.isoformat()}: {self.due.summary()}; sent {d.sent}, "
+            f"retry later {d.retried}, failed {d.failed}, expired {d.expired}, "
+            f"suppressed {d.suppressed}"
         )
+
+
+def enqueue_due(app: Flask, now: datetime) -> meetings.DueReport:
+    """Queue what the clock says is due; safe to run twice or in two processes at once."""
+    with app.app_context(), session_scope(app) as db:
+        return meetings.enqueue_due(db, now=now)
 
 
 def tick(app: Flask, sender: OutboxSender, now: datetime) -> TickReport:
     """One pass of the clock at `now`: enqueue what is due, then deliver the outbox."""
-    return TickReport(now=now, delivery=sender.run_once(lambda: now))
+    due = enqueue_due(app, now)
+    return TickReport(now=now, due=due, delivery=sender.run_once(lambda: now))

@@ -19,6 +19,7 @@ from service import create_app, outbox
 from service.clock import now
 from service.config import SettingError
 from service.db import get_database, session_scope
+from service.meetings import cli as meetings_cli
 from service.models import Organisation
 
 
@@ -39,6 +40,8 @@ cli = FlaskGroup(
 )
 cli.add_command(shell_command)
 cli.add_command(routes_command)
+cli.add_command(meetings_cli.series)
+cli.add_command(meetings_cli.meetings)
 
 
 @cli.group()

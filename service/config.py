@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from datetime import time
 from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -90,6 +91,17 @@ def _zone(value: str) -> str:
     return value.strip()
 
 
+def _window(value: str) -> str:
+    """ "HH:MM-HH:MM" in the group's time zone, the start before the end."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a window such as 08:00-12:00") from None
+    if not start < end:
+        raise ValueError(f"{value!r} ends before it starts")
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
 def _database_url(value: str) -> str:
     value = value.strip()
     if not value.startswith(("sqlite", "postgresql")):
@@ -134,10 +146,17 @@ class Settings:
     join_rate_limit: str = "10 per hour"
     confirm_ttl_hours: int = 72
     trusted_proxies: int = 0
+    send_window: str = "08:00-12:00"
+    meeting_horizon_days: int = 60
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def window(self) -> tuple[time, time]:
+        start, end = self.send_window.split("-")
+        return time.fromisoformat(start), time.fromisoformat(end)
 
     def group_name_for(self, lang: str) -> str:
         return self.group_name_km if lang == "km" else self.group_name
@@ -195,6 +214,8 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "join_rate_limit": _text,
     "confirm_ttl_hours": _int(1, 24 * 30),
     "trusted_proxies": _int(0, 5),
+    "send_window": _window,
+    "meeting_horizon_days": _int(1, 400),
 }
 
 

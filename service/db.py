@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -79,6 +81,20 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         if options.get("isolation_level") == "AUTOCOMMIT":
             return  # every statement is its own transaction
         connection.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+def insert_ignoring_duplicates(
+    session: Session, model: type[Base], unique: tuple[str, ...], values: dict[str, Any]
+) -> int:
+    """Insert a row unless one with the same `unique` columns exists; 1 when inserted.
+
+    The database settles the race itself (ON CONFLICT DO NOTHING), so two processes that
+    decide the same thing at once still store it once and neither fails.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(unique))
+    return session.execute(statement).rowcount or 0
 
 
 class Database:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_babel import Babel, Domain, get_locale
 from werkzeug.datastructures import MultiDict
 
@@ -19,6 +19,10 @@ def select_language() -> str:
     asked = request.args.get("lang", "")
     if asked in LANGUAGES:
         return asked
+    # A page about one member (their RSVP, their unsubscribe) speaks the member's language.
+    hint = g.get("language_hint", "")
+    if hint in LANGUAGES:
+        return hint
     remembered = request.cookies.get(COOKIE, "")
     if remembered in LANGUAGES:
         return remembered

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, Enum, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import Base
@@ -168,6 +168,8 @@ class OutboundEmail(Base):
     # Set instead of template rendering when the whole message was built up front.
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     list_mail: Mapped[bool] = mapped_column(default=False)
+    # What the message is about, e.g. "meeting:42", so pending mail can be withdrawn with it.
+    topic: Mapped[str] = mapped_column(String(80), default="", server_default="", index=True)
     message_id: Mapped[str] = mapped_column(String(250), unique=True)
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus))
     attempts: Mapped[int] = mapped_column(default=0)
@@ -194,3 +196,105 @@ class AuditEvent(Base):
     subject_id: Mapped[int | None]
     actor: Mapped[str] = mapped_column(String(254), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MeetingStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class Rsvp(enum.StrEnum):
+    NONE = "none"
+    YES = "yes"
+    NO = "no"
+    MAYBE = "maybe"
+
+
+class AnswerChannel(enum.StrEnum):
+    LINK = "link"
+    EMAIL = "email"
+    CALENDAR = "calendar"
+
+
+class MeetingSeries(Base):
+    """A recurring meeting (RFC 5545 RRULE); its occurrences become Meeting rows ahead of time."""
+
+    __tablename__ = "meeting_series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title_en: Mapped[str] = mapped_column(String(200))
+    title_km: Mapped[str] = mapped_column(String(200), default="")
+    rrule: Mapped[str] = mapped_column(String(500))
+    first_starts_at: Mapped[datetime]
+    until_at: Mapped[datetime | None]
+    timezone: Mapped[str] = mapped_column(String(60))
+    duration_minutes: Mapped[int]
+    location: Mapped[str] = mapped_column(String(300), default="")
+    online_url: Mapped[str] = mapped_column(String(500), default="")
+    agenda_en: Mapped[str] = mapped_column(Text, default="")
+    agenda_km: Mapped[str] = mapped_column(Text, default="")
+    invite_days: Mapped[int] = mapped_column(default=14)
+    followup_days: Mapped[list[int]] = mapped_column(JSON, default=lambda: [7, 2])
+    reminder_days: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime]
+
+
+class Meeting(Base):
+    """One meeting: a one-off, or an occurrence of a series that can be changed on its own."""
+
+    __tablename__ = "meeting"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("meeting_series.id"))
+    # The occurrence's original start: it identifies the occurrence even after a reschedule.
+    occurrence_at: Mapped[datetime | None]
+    title_en: Mapped[str] = mapped_column(String(200))
+    title_km: Mapped[str] = mapped_column(String(200), default="")
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    timezone: Mapped[str] = mapped_column(String(60))
+    duration_minutes: Mapped[int]
+    location: Mapped[str] = mapped_column(String(300), default="")
+    online_url: Mapped[str] = mapped_column(String(500), default="")
+    agenda_en: Mapped[str] = mapped_column(Text, default="")
+    agenda_km: Mapped[str] = mapped_column(Text, default="")
+    invite_days: Mapped[int] = mapped_column(default=14)
+    followup_days: Mapped[list[int]] = mapped_column(JSON, default=lambda: [7, 2])
+    reminder_days: Mapped[int] = mapped_column(default=1)
+    sequence: Mapped[int] = mapped_column(default=0)
+    status: Mapped[MeetingStatus] = mapped_column(_enum(MeetingStatus))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    invitations: Mapped[list[Invitation]] = relationship(
+        back_populates="meeting", order_by="Invitation.id"
+    )
+
+    __table_args__ = (UniqueConstraint("series_id", "occurrence_at", name="uq_meeting_occurrence"),)
+
+
+class Invitation(Base):
+    """A contact invited to a meeting, and their answer."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    answer: Mapped[Rsvp] = mapped_column(_enum(Rsvp))
+    answered_at: Mapped[datetime | None]
+    answered_via: Mapped[AnswerChannel | None] = mapped_column(_enum(AnswerChannel))
+    note: Mapped[str] = mapped_column(Text, default="")
+    substitute_name: Mapped[str] = mapped_column(String(200), default="")
+    substitute_email: Mapped[str] = mapped_column(String(254), default="")
+    invited_at: Mapped[datetime]
+    invitation_message_id: Mapped[str] = mapped_column(String(250), default="")
+    # How far the mail schedule got for this invitee, so a tick with nothing due costs
+    # a few indexed queries rather than an attempt per member.
+    followup_stage: Mapped[int] = mapped_column(default=0)
+    reminded_sequence: Mapped[int] = mapped_column(default=-1)
+
+    meeting: Mapped[Meeting] = relationship(back_populates="invitations")
+    contact: Mapped[Contact] = relationship()
+
+    __table_args__ = (UniqueConstraint("meeting_id", "contact_id", name="uq_invitation"),)

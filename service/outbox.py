@@ -19,14 +19,14 @@ from email.utils import parseaddr
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from emails import Sender, compose, new_message_id
+from emails import Sender, Unsubscribe, compose, new_message_id
+from emails.calendar import MeetingEvent, attach_calendar, cancel_ics, request_ics
 from emails.transport import Outcome, SendResult, Transport
 from service.config import settings
-from service.db import get_database
+from service.db import get_database, insert_ignoring_duplicates
 from service.models import (
     Contact,
     ContactStatus,
@@ -57,12 +57,17 @@ def enqueue(
     not_before: datetime | None = None,
     not_after: datetime | None = None,
     list_mail: bool = False,
-) -> bool:
-    """Queue one message unless one with the same dedupe key exists; True when queued.
+    topic: str = "",
+    skipped_because: str = "",
+) -> str | None:
+    """Queue one message unless one with the same dedupe key exists; its Message-ID if queued.
 
     The insert ignores a conflicting key in the database itself, so two processes that
-    decide the same message at once still queue it once.
+    decide the same message at once still queue it once. With `skipped_because`, the row
+    is written as already expired: a record that the message was due but is not useful
+    any more, which also keeps it from being sent later.
     """
+    message_id = new_message_id(settings().mail_domain)
     values = dict(
         dedupe_key=dedupe_key,
         recipient=to,
@@ -71,28 +76,35 @@ def enqueue(
         language=Language(lang),
         context=context,
         list_mail=list_mail,
-        message_id=new_message_id(settings().mail_domain),
-        status=OutboxStatus.QUEUED,
+        topic=topic,
+        message_id=message_id,
+        status=OutboxStatus.EXPIRED if skipped_because else OutboxStatus.QUEUED,
         attempts=0,
         not_before=not_before or now,
         not_after=not_after,
         lease_owner="",
-        last_error="",
+        last_error=f"not sent: {skipped_because}" if skipped_because else "",
         created_at=now,
     )
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = postgresql.insert(OutboundEmail).on_conflict_do_nothing(
-            index_elements=["dedupe_key"]
+    inserted = insert_ignoring_duplicates(db, OutboundEmail, ("dedupe_key",), values)
+    return message_id if inserted else None
+
+
+def withdraw(db: Session, topic: str, *, reason: str, keep: Callable[[str], bool]) -> int:
+    """Expire the queued mail about `topic` (say, a cancelled meeting), except what `keep` wants."""
+    rows = db.scalars(
+        select(OutboundEmail).where(
+            OutboundEmail.topic == topic, OutboundEmail.status == OutboxStatus.QUEUED
         )
-    elif dialect == "sqlite":
-        statement = sqlite.insert(OutboundEmail).on_conflict_do_nothing(
-            index_elements=["dedupe_key"]
-        )
-    else:  # pragma: no cover - only the two supported databases reach here
-        statement = insert(OutboundEmail)
-    result = db.execute(statement.values(**values))
-    return bool(result.rowcount)
+    ).all()
+    withdrawn = 0
+    for row in rows:
+        if keep(row.dedupe_key):
+            continue
+        row.status = OutboxStatus.EXPIRED
+        row.last_error = f"withdrawn: {reason}"
+        withdrawn += 1
+    return withdrawn
 
 
 def mail_sender() -> Sender:
@@ -110,6 +122,9 @@ def build_message(row: OutboundEmail, sender: Sender) -> bytes:
     """The bytes to send for `row`: its stored bytes, or its template rendered now."""
     if row.raw is not None:
         return row.raw
+    context = dict(row.context)
+    calendar = context.pop("calendar", None)
+    unsubscribe = context.pop("list_unsubscribe", None)
     message = compose(
         row.template,
         row.recipient,
@@ -118,8 +133,21 @@ def build_message(row: OutboundEmail, sender: Sender) -> bytes:
         to_name=row.recipient_name,
         message_id=row.message_id,
         date=row.created_at,
-        **row.context,
+        unsubscribe=Unsubscribe(**unsubscribe) if unsubscribe else None,
+        **context,
     )
+    if calendar is not None:
+        method = calendar.pop("method")
+        event = MeetingEvent(
+            **{
+                **calendar,
+                "starts_at": datetime.fromisoformat(calendar["starts_at"]),
+                "ends_at": datetime.fromisoformat(calendar["ends_at"]),
+            }
+        )
+        # DTSTAMP is when the organizer made this version: when the row was queued.
+        ics = (request_ics if method == "REQUEST" else cancel_ics)(event, stamp=row.created_at)
+        message = attach_calendar(message, ics, method)
     return message.as_bytes()
 
 

@@ -72,10 +72,12 @@ def _unexpected_error(exc: Exception) -> tuple[str, int]:
 def init_app(app: Flask) -> None:
     from service.devmail.routes import bp as devmail_bp
     from service.health.routes import bp as health_bp
+    from service.meetings.routes import bp as meetings_bp
     from service.membership.routes import bp as membership_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(membership_bp)
+    app.register_blueprint(meetings_bp)
     app.register_blueprint(devmail_bp)
     app.teardown_request(_close_session)
     app.after_request(_security_headers)

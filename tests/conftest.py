@@ -185,3 +185,50 @@ def deliver(app: Flask, clock: Clock) -> Iterator[Callable[[], jobs.TickReport]]
 @pytest.fixture
 def coordinators() -> tuple[str, ...]:
     return COORDINATORS
+
+
+@pytest.fixture
+def make_member(db: Session, clock: Clock):
+    """Add an active member organisation with one contact; returns the contact."""
+    from service.models import (
+        Contact,
+        ContactStatus,
+        Language,
+        Organisation,
+        OrganisationKind,
+        OrganisationStatus,
+    )
+
+    def make(
+        email: str,
+        *,
+        name: str = "Member",
+        language: str = "en",
+        organisation: str = "Riverbank Survivors Network",
+        status: ContactStatus = ContactStatus.ACTIVE,
+    ) -> Contact:
+        from sqlalchemy import select
+
+        org = db.scalars(select(Organisation).where(Organisation.name == organisation)).first()
+        if org is None:
+            org = Organisation(
+                name=organisation,
+                kind=OrganisationKind.ORGANISATION,
+                status=OrganisationStatus.ACTIVE,
+                created_at=clock(),
+            )
+            db.add(org)
+            db.flush()
+        contact = Contact(
+            organisation_id=org.id,
+            name=name,
+            email=email,
+            language=Language(language),
+            status=status,
+            created_at=clock(),
+        )
+        db.add(contact)
+        db.commit()
+        return contact
+
+    return make

@@ -62,8 +62,10 @@ class ReceivedMail:
         return list(dict.fromkeys(paths))
 
     def link(self, prefix: str) -> str:
-        """The one link whose path starts with `prefix`; fails when there is none or several."""
-        matching = [path for path in self.links if path.startswith(prefix)]
+        """The one path starting with `prefix` (query left off); fails on none or several."""
+        matching = list(
+            dict.fromkeys(path.split("?")[0] for path in self.links if path.startswith(prefix))
+        )
         assert len(matching) == 1, f"expected one {prefix} link, found {matching}"
         return matching[0]
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from emails import names
 from service import audit, outbox, tokens
 from service.config import settings
+from service.db import insert_ignoring_duplicates
 from service.models import (
     Contact,
     ContactStatus,
@@ -305,3 +306,23 @@ def _activate_contact(
     db.flush()
     audit.record(db, "contact.activated", contact, at=now, actor=actor)
     return contact
+
+
+def unsubscribe(db: Session, contact: Contact, *, now: datetime, via: str) -> bool:
+    """Stop all list mail to a contact at once; True when this call changed anything.
+
+    The address goes on the suppression list, which the sender checks again just before
+    each message, so mail already queued is not sent either.
+    """
+    changed = contact.status is not ContactStatus.UNSUBSCRIBED
+    contact.status = ContactStatus.UNSUBSCRIBED
+    inserted = insert_ignoring_duplicates(
+        db,
+        Suppression,
+        ("email",),
+        dict(email=contact.email, reason="unsubscribed", created_at=now),
+    )
+    if changed or inserted:
+        audit.record(db, "contact.unsubscribed", contact, at=now, actor=contact.email, via=via)
+    db.flush()
+    return changed or bool(inserted)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from forms import ConfirmForm, JoinForm, ReviewForm
+from forms import ConfirmForm, JoinForm, ReviewForm, UnsubscribeForm
+from service import tokens
 from service.clock import now
 from service.config import settings
 from service.extensions import limiter
 from service.i18n import current_language
 from service.membership import operations
 from service.membership.operations import Application
-from service.models import RequestStatus, TokenPurpose
+from service.models import Contact, ContactStatus, RequestStatus, TokenPurpose
 from service.web import db_session
 
 bp = Blueprint("membership", __name__)
@@ -144,3 +145,26 @@ def review(token: str):  # type: ignore[no-untyped-def]
         db_session().commit()
         return redirect(url_for(".review", token=token))
     return render_template("membership/review.html", **page)
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str):  # type: ignore[no-untyped-def]
+    """The List-Unsubscribe target: RFC 8058 one-click POST, or a page with one button."""
+    lookup = tokens.find(db_session(), TokenPurpose.UNSUBSCRIBE, token, now=now())
+    contact = db_session().get(Contact, lookup.token.subject_id) if lookup.token else None
+    if contact is None:
+        abort(404)
+    g.language_hint = contact.language.value
+    if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
+        # A mailbox provider's one-click POST: no cookie, no CSRF token, no redirect.
+        operations.unsubscribe(db_session(), contact, now=now(), via="one-click")
+        db_session().commit()
+        return Response("Unsubscribed.\n", mimetype="text/plain")
+    form = UnsubscribeForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render_template("membership/unsubscribe.html", form=form, contact=contact), 400
+        operations.unsubscribe(db_session(), contact, now=now(), via="page")
+        db_session().commit()
+    done = contact.status is ContactStatus.UNSUBSCRIBED
+    return render_template("membership/unsubscribe.html", form=form, contact=contact, done=done)

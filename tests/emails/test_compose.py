@@ -46,6 +46,29 @@ CONTEXTS = {
     names.JOIN_WELCOME: {"organisation_name": "Riverbank Survivors Network"},
     names.JOIN_DECLINED: {"organisation_name": "Riverbank Survivors Network", "note": "Sorry."},
 }
+MEETING = {
+    "meeting": {
+        "title": "Monthly meeting",
+        "starts_at": "2027-01-14T07:00:00+00:00",
+        "ends_at": "2027-01-14T09:00:00+00:00",
+        "zone": "Asia/Phnom_Penh",
+        "location": "Documentation centre",
+        "online_url": "https://meet.example/wg",
+        "agenda": "1. Reparations",
+    },
+    "change": {"old_starts_at": "2027-01-13T07:00:00+00:00", "reason": "The venue is closed."},
+    "changed": True,
+    "answer": "yes",
+    "rsvp_url": "https://wg.example/rsvp/abc",
+    "answer_urls": {a: f"https://wg.example/rsvp/abc?answer={a}" for a in ("yes", "no", "maybe")},
+}
+for _name in (
+    names.MEETING_INVITATION,
+    names.MEETING_FOLLOWUP,
+    names.MEETING_REMINDER,
+    names.MEETING_CANCELLED,
+):
+    CONTEXTS[_name] = MEETING
 
 
 def build(name: str, lang: str, **extra):

@@ -1,0 +1,252 @@
+"""`wg series add` and `wg meetings add | list | show | cancel | reschedule`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from service.clock import now
+from service.config import settings
+from service.db import session_scope
+from service.meetings import operations
+from service.meetings.operations import MeetingDetails, MeetingError
+from service.meetings.schedule import RuleError
+from service.models import Invitation, Meeting
+
+
+def parse_moment(value: str) -> datetime:
+    """An ISO date and time; one without offset is in WG_TIMEZONE."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date and time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(settings().timezone))
+    return moment.astimezone(ZoneInfo("UTC"))
+
+
+def parse_days(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of days such as 7,2") from None
+
+
+def meeting_options(command: Any) -> Any:
+    """The options a one-off meeting and a series share."""
+    for option in reversed(
+        [
+            click.option("--title", required=True, help="Title in English."),
+            click.option("--title-km", default="", help="Title in Khmer."),
+            click.option(
+                "--starts-at",
+                required=True,
+                metavar="ISO",
+                help="Start (first start of a series); without offset in WG_TIMEZONE.",
+            ),
+            click.option("--duration", default=120, show_default=True, type=int, help="Minutes."),
+            click.option("--location", default="", help="Address of the place."),
+            click.option("--online-url", default="", help="Link to join online."),
+            click.option("--agenda", default="", help="Agenda in English."),
+            click.option("--agenda-km", default="", help="Agenda in Khmer."),
+            click.option("--invite-days", default=14, show_default=True, type=int),
+            click.option(
+                "--followup-days",
+                default="7,2",
+                show_default=True,
+                help="Days before the meeting for follow-ups to those who have not answered.",
+            ),
+            click.option("--reminder-days", default=1, show_default=True, type=int),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _details(options: dict[str, Any]) -> MeetingDetails:
+    return MeetingDetails(
+        title_en=options["title"],
+        title_km=options["title_km"],
+        starts_at=parse_moment(options["starts_at"]),
+        duration_minutes=options["duration"],
+        location=options["location"],
+        online_url=options["online_url"],
+        agenda_en=options["agenda"],
+        agenda_km=options["agenda_km"],
+        invite_days=options["invite_days"],
+        followup_days=parse_days(options["followup_days"]),
+        reminder_days=options["reminder_days"],
+    )
+
+
+series = AppGroup("series", help="Recurring meetings.")
+meetings = AppGroup("meetings", help="Meetings and who answered.")
+
+
+@series.command("add")
+@meeting_options
+@click.option("--rrule", required=True, help="RFC 5545 rule, e.g. FREQ=MONTHLY;BYDAY=2TH")
+@click.option("--until", default=None, metavar="DATE", help="Last day of the series.")
+def series_add(rrule: str, until: str | None, **options: Any) -> None:
+    """Add a recurring meeting; its occurrences are made ahead of time by the scheduler."""
+    end = None
+    if until:
+        end = parse_moment(
+            datetime.combine(datetime.fromisoformat(until).date(), time.max).isoformat()
+        )
+    try:
+        with session_scope() as db:
+            added = operations.add_series(db, _details(options), rrule, until=end, now=now())
+            click.echo(f"series {added.id} added")
+    except (MeetingError, RuleError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@meetings.command("add")
+@meeting_options
+def meetings_add(**options: Any) -> None:
+    """Add a one-off meeting."""
+    try:
+        with session_scope() as db:
+            meeting = operations.add_meeting(db, _details(options), now=now())
+            click.echo(f"meeting {meeting.id} added")
+    except MeetingError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _summary(meeting: Meeting) -> dict[str, Any]:
+    answers = {"yes": 0, "no": 0, "maybe": 0, "none": 0}
+    for invitation in meeting.invitations:
+        answers[invitation.answer.value] += 1
+    return {
+        "id": meeting.id,
+        "public_id": meeting.public_id,
+        "title": meeting.title_en,
+        "title_km": meeting.title_km,
+        "starts_at": meeting.starts_at.isoformat(),
+        "timezone": meeting.timezone,
+        "duration_minutes": meeting.duration_minutes,
+        "location": meeting.location,
+        "online_url": meeting.online_url,
+        "status": meeting.status.value,
+        "sequence": meeting.sequence,
+        "series_id": meeting.series_id,
+        "answers": answers,
+    }
+
+
+@meetings.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--all", "show_all", is_flag=True, help="Past meetings too.")
+def meetings_list(as_json: bool, show_all: bool) -> None:
+    """Upcoming meetings with their answers."""
+    query = select(Meeting).options(selectinload(Meeting.invitations)).order_by(Meeting.starts_at)
+    if not show_all:
+        query = query.where(Meeting.starts_at > now())
+    with session_scope() as db:
+        listing = [_summary(m) for m in db.scalars(query)]
+    if as_json:
+        click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        return
+    zone = ZoneInfo(settings().timezone)
+    for m in listing:
+        local = datetime.fromisoformat(m["starts_at"]).astimezone(zone)
+        a = m["answers"]
+        click.echo(
+            f"{m['id']:>4}  {local:%Y-%m-%d %H:%M}  {m['status']:<9}  {m['title']}  "
+            f"yes {a['yes']} no {a['no']} maybe {a['maybe']} unanswered {a['none']}"
+        )
+
+
+@meetings.command("show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def meetings_show(reference: str, as_json: bool) -> None:
+    """One meeting with every invitee and their answer."""
+    with session_scope() as db:
+        meeting = operations.find_meeting(db, reference)
+        if meeting is None:
+            raise click.UsageError(f"no meeting {reference}")
+        shown = _summary(meeting)
+        invitations = db.scalars(
+            select(Invitation)
+            .options(selectinload(Invitation.contact))
+            .where(Invitation.meeting_id == meeting.id)
+            .order_by(Invitation.id)
+        )
+        shown["invitees"] = [
+            {
+                "name": i.contact.name,
+                "email": i.contact.email,
+                "organisation": i.contact.organisation.name,
+                "language": i.contact.language.value,
+                "answer": i.answer.value,
+                "answered_at": i.answered_at.isoformat() if i.answered_at else None,
+                "answered_via": i.answered_via.value if i.answered_via else None,
+                "note": i.note,
+                "substitute": {"name": i.substitute_name, "email": i.substitute_email}
+                if i.substitute_email
+                else None,
+            }
+            for i in invitations
+        ]
+    if as_json:
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{shown['title']} ({shown['status']}) {shown['starts_at']}")
+    for person in shown["invitees"]:
+        extra = f" -> {person['substitute']['name']}" if person["substitute"] else ""
+        click.echo(
+            f"  {person['answer']:<6} {person['name']} <{person['email']}> "
+            f"{person['organisation']}{extra}"
+        )
+
+
+@meetings.command("cancel")
+@click.argument("reference")
+@click.option("--reason", default="", help="A short explanation sent to everyone invited.")
+def meetings_cancel(reference: str, reason: str) -> None:
+    """Cancel a meeting: everyone invited is told, follow-ups and reminders stop."""
+    try:
+        with session_scope() as db:
+            meeting = operations.find_meeting(db, reference)
+            if meeting is None:
+                raise MeetingError(f"no meeting {reference}")
+            told = operations.cancel(db, meeting, now=now(), reason=reason)
+            click.echo(f"meeting {meeting.id} cancelled; {told} invitees will be told")
+    except MeetingError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@meetings.command("reschedule")
+@click.argument("reference")
+@click.option("--starts-at", default=None, metavar="ISO")
+@click.option("--location", default=None)
+@click.option("--online-url", default=None)
+def meetings_reschedule(
+    reference: str, starts_at: str | None, location: str | None, online_url: str | None
+) -> None:
+    """Move a meeting or change its place; everyone invited gets the update."""
+    try:
+        with session_scope() as db:
+            meeting = operations.find_meeting(db, reference)
+            if meeting is None:
+                raise MeetingError(f"no meeting {reference}")
+            told = operations.reschedule(
+                db,
+                meeting,
+                now=now(),
+                location=location,
+                online_url=online_url,
+                starts_at=parse_moment(starts_at) if starts_at else None,
+            )
+            click.echo(f"meeting {meeting.id} changed; {told} invitees will get the update")
+    except MeetingError as exc:
+        raise click.UsageError(str(exc)) from None

@@ -1,0 +1,607 @@
+"""Meetings: series and occurrences, the mail schedule, changes, cancellations and answers.
+
+The clock calls `materialise` and `enqueue_due`; both derive what to do from the database
+alone, so running them twice, or in two processes at once, queues nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from emails import names
+from service import audit, outbox, tokens
+from service.config import Settings, settings
+from service.db import insert_ignoring_duplicates
+from service.meetings.schedule import due_at, in_window, occurrences, parse_rule
+from service.models import (
+    AnswerChannel,
+    Contact,
+    ContactStatus,
+    Invitation,
+    Meeting,
+    MeetingSeries,
+    MeetingStatus,
+    Organisation,
+    OrganisationStatus,
+    Rsvp,
+    Token,
+    TokenPurpose,
+    new_public_id,
+)
+from service.urls import external_url
+
+
+@dataclass(frozen=True)
+class MeetingDetails:
+    """What the coordinator sets for a meeting or a series."""
+
+    title_en: str
+    starts_at: datetime
+    title_km: str = ""
+    duration_minutes: int = 120
+    location: str = ""
+    online_url: str = ""
+    agenda_en: str = ""
+    agenda_km: str = ""
+    invite_days: int = 14
+    followup_days: tuple[int, ...] = (7, 2)
+    reminder_days: int = 1
+
+    def columns(self) -> dict[str, object]:
+        values = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "starts_at"}
+        values["followup_days"] = sorted(set(self.followup_days), reverse=True)
+        return values
+
+
+class MeetingError(ValueError):
+    """A request about a meeting that cannot be carried out; the message says why."""
+
+
+def _check(details: MeetingDetails) -> None:
+    if not details.title_en.strip():
+        raise MeetingError("a meeting needs a title")
+    if not details.location and not details.online_url:
+        raise MeetingError("a meeting needs a place (--location) or an online link (--online-url)")
+    if not 15 <= details.duration_minutes <= 24 * 60:
+        raise MeetingError("the duration is between 15 minutes and a day")
+    if any(d < 0 for d in (details.invite_days, details.reminder_days, *details.followup_days)):
+        raise MeetingError("days before the meeting cannot be negative")
+
+
+def add_meeting(db: Session, details: MeetingDetails, *, now: datetime) -> Meeting:
+    """A one-off meeting. Its invitations go out at the next tick when it is already close."""
+    _check(details)
+    if details.starts_at <= now:
+        raise MeetingError("the meeting would start in the past")
+    meeting = Meeting(
+        **details.columns(),
+        starts_at=details.starts_at,
+        timezone=settings().timezone,
+        status=MeetingStatus.SCHEDULED,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(meeting)
+    db.flush()
+    audit.record(db, "meeting.added", meeting, at=now, starts_at=meeting.starts_at.isoformat())
+    return meeting
+
+
+def add_series(
+    db: Session, details: MeetingDetails, rule: str, *, until: datetime | None, now: datetime
+) -> MeetingSeries:
+    """A recurring meeting; its occurrences are made `WG_MEETING_HORIZON_DAYS` ahead."""
+    _check(details)
+    zone = settings().timezone
+    parse_rule(rule, details.starts_at, zone)  # refuses a bad rule before anything is stored
+    if until is not None and until < details.starts_at:
+        raise MeetingError("the series would end before it starts")
+    series = MeetingSeries(
+        **details.columns(),
+        rrule=rule.strip().removeprefix("RRULE:"),
+        first_starts_at=details.starts_at,
+        until_at=until,
+        timezone=zone,
+        created_at=now,
+    )
+    db.add(series)
+    db.flush()
+    audit.record(db, "series.added", series, at=now, rrule=series.rrule)
+    materialise(db, now=now)
+    return series
+
+
+def materialise(db: Session, *, now: datetime) -> int:
+    """Create the meetings of every series that start within the horizon; returns how many."""
+    horizon = now + timedelta(days=settings().meeting_horizon_days)
+    created = 0
+    for series in db.scalars(select(MeetingSeries)):
+        starts = occurrences(
+            series.rrule,
+            series.first_starts_at,
+            series.timezone,
+            after=max(now, series.first_starts_at),
+            before=horizon,
+            until=series.until_at,
+        )
+        if not starts:
+            continue
+        known = set(
+            db.scalars(
+                select(Meeting.occurrence_at).where(
+                    Meeting.series_id == series.id, Meeting.occurrence_at.in_(starts)
+                )
+            )
+        )
+        for start in starts:
+            if start in known:
+                continue
+            inserted = insert_ignoring_duplicates(
+                db,
+                Meeting,
+                ("series_id", "occurrence_at"),
+                dict(
+                    public_id=new_public_id(),
+                    series_id=series.id,
+                    occurrence_at=start,
+                    starts_at=start,
+                    title_en=series.title_en,
+                    title_km=series.title_km,
+                    timezone=series.timezone,
+                    duration_minutes=series.duration_minutes,
+                    location=series.location,
+                    online_url=series.online_url,
+                    agenda_en=series.agenda_en,
+                    agenda_km=series.agenda_km,
+                    invite_days=series.invite_days,
+                    followup_days=series.followup_days,
+                    reminder_days=series.reminder_days,
+                    sequence=0,
+                    status=MeetingStatus.SCHEDULED,
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
+            created += inserted
+    return created
+
+
+@dataclass
+class DueReport:
+    meetings_created: int = 0
+    invited: int = 0
+    followed_up: int = 0
+    reminded: int = 0
+    skipped: int = 0
+    outside_window: bool = False
+
+    def summary(self) -> str:
+        if self.outside_window:
+            return "outside the sending window: no meeting mail queued"
+        return (
+            f"meetings made {self.meetings_created}, invitations {self.invited}, "
+            f"follow-ups {self.followed_up}, reminders {self.reminded}, skipped {self.skipped}"
+        )
+
+
+def enqueue_due(db: Session, *, now: datetime) -> DueReport:
+    """Queue every invitation, follow-up and reminder that is due at `now`."""
+    config = settings()
+    report = DueReport(meetings_created=materialise(db, now=now))
+    if not in_window(now, config.timezone, config.window):
+        report.outside_window = True
+        return report
+    upcoming = db.scalars(
+        select(Meeting)
+        .where(Meeting.status == MeetingStatus.SCHEDULED, Meeting.starts_at > now)
+        .order_by(Meeting.starts_at)
+    ).all()
+    for meeting in upcoming:
+        if now >= _due(meeting, meeting.invite_days, config):
+            report.invited += _invite_new_members(db, meeting, now=now)
+        _follow_up(db, meeting, now=now, config=config, report=report)
+        if now >= _due(meeting, meeting.reminder_days, config):
+            report.reminded += _remind(db, meeting, now=now, config=config)
+    return report
+
+
+def _due(meeting: Meeting, days: int, config: Settings) -> datetime:
+    return due_at(meeting.starts_at, days, meeting.timezone, config.window)
+
+
+def _active_contacts_not_invited(db: Session, meeting: Meeting) -> Sequence[Contact]:
+    return db.scalars(
+        select(Contact)
+        .join(Organisation)
+        .where(
+            Contact.status == ContactStatus.ACTIVE,
+            Organisation.status == OrganisationStatus.ACTIVE,
+            ~exists().where(
+                Invitation.meeting_id == meeting.id, Invitation.contact_id == Contact.id
+            ),
+        )
+        .order_by(Contact.id)
+    ).all()
+
+
+def _invite_new_members(db: Session, meeting: Meeting, *, now: datetime) -> int:
+    """Invite every active member not yet invited: all of them on invitation day, and a
+    member approved later at the next tick."""
+    invited = 0
+    for contact in _active_contacts_not_invited(db, meeting):
+        created = insert_ignoring_duplicates(
+            db,
+            Invitation,
+            ("meeting_id", "contact_id"),
+            dict(
+                meeting_id=meeting.id,
+                contact_id=contact.id,
+                answer=Rsvp.NONE,
+                invited_at=now,
+                note="",
+                substitute_name="",
+                substitute_email="",
+                invitation_message_id="",
+                followup_stage=0,
+                reminded_sequence=-1,
+            ),
+        )
+        if not created:
+            continue  # another tick invited them a moment ago
+        invitation = db.scalars(
+            select(Invitation).where(
+                Invitation.meeting_id == meeting.id, Invitation.contact_id == contact.id
+            )
+        ).one()
+        message_id = _send(
+            db,
+            names.MEETING_INVITATION,
+            meeting,
+            invitation,
+            now=now,
+            key=f"invite:{meeting.public_id}:{contact.public_id}",
+        )
+        invitation.invitation_message_id = message_id or ""
+        invited += 1
+    return invited
+
+
+def _follow_up(
+    db: Session, meeting: Meeting, *, now: datetime, config: Settings, report: DueReport
+) -> None:
+    """The latest follow-up that is due, to those who have not answered; earlier stages that
+    were missed (downtime) are recorded as skipped rather than sent late."""
+    stages = [(n, _due(meeting, days, config)) for n, days in enumerate(meeting.followup_days, 1)]
+    due = [(n, moment) for n, moment in stages if now >= moment]
+    if not due:
+        return
+    stage, stage_due = due[-1]
+    waiting = db.scalars(
+        select(Invitation)
+        .options(selectinload(Invitation.contact))
+        .where(
+            Invitation.meeting_id == meeting.id,
+            Invitation.answer == Rsvp.NONE,
+            Invitation.followup_stage < stage,
+        )
+    ).all()
+    for invitation in waiting:
+        if invitation.invited_at > stage_due:
+            invitation.followup_stage = stage  # invited after this stage was due: no nagging
+            continue
+        for missed in range(invitation.followup_stage + 1, stage):
+            outbox.enqueue(
+                db,
+                names.MEETING_FOLLOWUP,
+                to=invitation.contact.email,
+                lang=invitation.contact.language,
+                context={},
+                now=now,
+                dedupe_key=_followup_key(meeting, invitation, missed),
+                topic=_topic(meeting),
+                skipped_because="a later follow-up was due",
+            )
+            report.skipped += 1
+        _send(
+            db,
+            names.MEETING_FOLLOWUP,
+            meeting,
+            invitation,
+            now=now,
+            key=_followup_key(meeting, invitation, stage),
+        )
+        invitation.followup_stage = stage
+        report.followed_up += 1
+
+
+def _followup_key(meeting: Meeting, invitation: Invitation, stage: int) -> str:
+    return f"followup-{stage}:{meeting.public_id}:{invitation.contact.public_id}"
+
+
+def _remind(db: Session, meeting: Meeting, *, now: datetime, config: Settings) -> int:
+    """A reminder to those who said yes or maybe, and to the substitutes they named."""
+    reminder_due = _due(meeting, meeting.reminder_days, config)
+    attending = db.scalars(
+        select(Invitation)
+        .options(selectinload(Invitation.contact))
+        .where(
+            Invitation.meeting_id == meeting.id,
+            Invitation.answer.in_([Rsvp.YES, Rsvp.MAYBE]),
+            Invitation.reminded_sequence != meeting.sequence,
+        )
+    ).all()
+    reminded = 0
+    for invitation in attending:
+        invitation.reminded_sequence = meeting.sequence
+        if invitation.answered_at is not None and invitation.answered_at > reminder_due:
+            continue  # they answered after reminder day: the answer page told them everything
+        key = f"reminder:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}"
+        _send(db, names.MEETING_REMINDER, meeting, invitation, now=now, key=key)
+        if invitation.substitute_email:
+            _send(
+                db,
+                names.MEETING_REMINDER,
+                meeting,
+                invitation,
+                now=now,
+                key=f"reminder-substitute:{meeting.public_id}:{meeting.sequence}:{invitation.id}",
+                to_substitute=True,
+            )
+        reminded += 1
+    return reminded
+
+
+def _topic(meeting: Meeting) -> str:
+    return f"meeting:{meeting.id}"
+
+
+def ends_at(meeting: Meeting) -> datetime:
+    return meeting.starts_at + timedelta(minutes=meeting.duration_minutes)
+
+
+def meeting_context(meeting: Meeting, lang: str) -> dict[str, object]:
+    """What every meeting email and page shows of a meeting, in `lang`."""
+    km = lang == "km"
+    return {
+        "title": (meeting.title_km if km and meeting.title_km else meeting.title_en),
+        "starts_at": meeting.starts_at.isoformat(),
+        "ends_at": ends_at(meeting).isoformat(),
+        "zone": meeting.timezone,
+        "location": meeting.location,
+        "online_url": meeting.online_url,
+        "agenda": (meeting.agenda_km if km and meeting.agenda_km else meeting.agenda_en),
+    }
+
+
+def _send(
+    db: Session,
+    template: str,
+    meeting: Meeting,
+    invitation: Invitation,
+    *,
+    now: datetime,
+    key: str,
+    change: dict[str, str] | None = None,
+    to_substitute: bool = False,
+) -> str | None:
+    """Queue one meeting email for an invitee (or their substitute) with its own links."""
+    contact = invitation.contact
+    lang = contact.language.value
+    config = settings()
+    details = meeting_context(meeting, lang)
+    change = change or {}
+    context: dict[str, object] = {
+        "meeting": details,
+        "change": change,
+        "changed": any(key.startswith("old_") for key in change),
+        "answer": invitation.answer.value,
+    }
+    cancelled = template == names.MEETING_CANCELLED
+    if to_substitute:
+        name, address = invitation.substitute_name, invitation.substitute_email
+        context["substitute_for"] = contact.name
+    else:
+        name, address = contact.name, contact.email
+        if not cancelled:
+            raw = tokens.issue(
+                db,
+                TokenPurpose.RSVP,
+                invitation.id,
+                now=now,
+                expires_at=ends_at(meeting),
+                holder=contact.email,
+            )
+            base = external_url("meetings.rsvp", token=raw)
+            context["rsvp_url"] = base
+            context["answer_urls"] = {a: f"{base}?answer={a}" for a in ("yes", "no", "maybe")}
+        context["list_unsubscribe"] = unsubscribe_links(db, contact, now=now)
+    if template in (names.MEETING_INVITATION, names.MEETING_CANCELLED) and not to_substitute:
+        context["calendar"] = {
+            "method": "CANCEL" if cancelled else "REQUEST",
+            "uid": f"meeting-{meeting.public_id}@{config.mail_domain}",
+            "sequence": meeting.sequence,
+            "summary": details["title"],
+            "description": details["agenda"],
+            "starts_at": meeting.starts_at.isoformat(),
+            "ends_at": ends_at(meeting).isoformat(),
+            "timezone": meeting.timezone,
+            "location": meeting.location,
+            "online_url": meeting.online_url,
+            "organizer_email": config.organizer_email,
+            "organizer_name": config.group_name_for(lang),
+            "attendee_email": address,
+            "attendee_name": name,
+        }
+    return outbox.enqueue(
+        db,
+        template,
+        to=address,
+        to_name=name,
+        lang=lang,
+        dedupe_key=key,
+        context=context,
+        now=now,
+        not_after=None if cancelled else meeting.starts_at,
+        list_mail=not to_substitute,
+        topic=_topic(meeting),
+    )
+
+
+def unsubscribe_links(db: Session, contact: Contact, *, now: datetime) -> dict[str, str]:
+    """A fresh unsubscribe token for this message: the one-click URL and the mailto."""
+    raw = tokens.issue(db, TokenPurpose.UNSUBSCRIBE, contact.id, now=now, holder=contact.email)
+    mailbox = settings().reply_to.rpartition("<")[2].rstrip(">")
+    return {
+        "url": external_url("membership.unsubscribe", token=raw),
+        "mailto": f"mailto:{mailbox}?subject={quote('unsubscribe ' + raw)}",
+    }
+
+
+def reschedule(
+    db: Session,
+    meeting: Meeting,
+    *,
+    now: datetime,
+    starts_at: datetime | None = None,
+    location: str | None = None,
+    online_url: str | None = None,
+) -> int:
+    """Move a meeting or change its place; everyone invited gets an update to confirm."""
+    if meeting.status is MeetingStatus.CANCELLED:
+        raise MeetingError("the meeting is cancelled")
+    if meeting.starts_at <= now:
+        raise MeetingError("the meeting has already started")
+    if starts_at is not None and starts_at <= now:
+        raise MeetingError("the new time is in the past")
+    change: dict[str, str] = {}
+    if starts_at is not None and starts_at != meeting.starts_at:
+        change["old_starts_at"] = meeting.starts_at.isoformat()
+        meeting.starts_at = starts_at
+    if location is not None and location != meeting.location:
+        change["old_location"] = meeting.location
+        meeting.location = location
+    if online_url is not None and online_url != meeting.online_url:
+        change["old_online_url"] = meeting.online_url
+        meeting.online_url = online_url
+    if not change:
+        raise MeetingError("nothing would change")
+    if not meeting.location and not meeting.online_url:
+        raise MeetingError("a meeting needs a place or an online link")
+    meeting.sequence += 1
+    meeting.updated_at = now
+    invitation_ids = [i.id for i in meeting.invitations]
+    if invitation_ids:  # links in earlier mail stay valid until the new end
+        db.execute(
+            update(Token)
+            .where(Token.purpose == TokenPurpose.RSVP, Token.subject_id.in_(invitation_ids))
+            .values(expires_at=ends_at(meeting))
+        )
+    audit.record(db, "meeting.rescheduled", meeting, at=now, **change)
+    for invitation in meeting.invitations:
+        _send(
+            db,
+            names.MEETING_INVITATION,
+            meeting,
+            invitation,
+            now=now,
+            change=change,
+            key=f"update:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}",
+        )
+    db.flush()
+    return len(meeting.invitations)
+
+
+def cancel(db: Session, meeting: Meeting, *, now: datetime, reason: str = "") -> int:
+    """Cancel a meeting: everyone invited gets a CANCEL; pending follow-ups and reminders stop."""
+    if meeting.status is MeetingStatus.CANCELLED:
+        raise MeetingError("the meeting is already cancelled")
+    if meeting.starts_at <= now:
+        raise MeetingError("the meeting has already started")
+    meeting.status = MeetingStatus.CANCELLED
+    meeting.sequence += 1
+    meeting.updated_at = now
+    withdrawn = outbox.withdraw(
+        db,
+        _topic(meeting),
+        reason="the meeting was cancelled",
+        keep=lambda key: key.startswith("cancel"),
+    )
+    audit.record(db, "meeting.cancelled", meeting, at=now, reason=reason, withdrawn=withdrawn)
+    for invitation in meeting.invitations:
+        context_key = f"cancel:{meeting.public_id}:{invitation.contact.public_id}"
+        _send(
+            db,
+            names.MEETING_CANCELLED,
+            meeting,
+            invitation,
+            now=now,
+            key=context_key,
+            change={"reason": reason},
+        )
+        if invitation.substitute_email and invitation.reminded_sequence >= 0:
+            _send(
+                db,
+                names.MEETING_CANCELLED,
+                meeting,
+                invitation,
+                now=now,
+                key=f"cancel-substitute:{meeting.public_id}:{invitation.id}",
+                change={"reason": reason},
+                to_substitute=True,
+            )
+    db.flush()
+    return len(meeting.invitations)
+
+
+@dataclass(frozen=True)
+class AnswerData:
+    answer: Rsvp
+    note: str = ""
+    substitute_name: str = ""
+    substitute_email: str = ""
+    via: AnswerChannel = AnswerChannel.LINK
+    evidence: dict[str, str] = field(default_factory=dict)
+
+
+def can_answer(meeting: Meeting, now: datetime) -> bool:
+    return meeting.status is MeetingStatus.SCHEDULED and now < meeting.starts_at
+
+
+def record_answer(db: Session, invitation: Invitation, data: AnswerData, *, now: datetime) -> bool:
+    """Record (or change) an invitee's answer until the meeting starts. False when too late."""
+    if not can_answer(invitation.meeting, now) or data.answer is Rsvp.NONE:
+        return False
+    previous = invitation.answer
+    invitation.answer = data.answer
+    invitation.answered_at = now
+    invitation.answered_via = data.via
+    invitation.note = data.note
+    invitation.substitute_name = data.substitute_name
+    invitation.substitute_email = data.substitute_email
+    audit.record(
+        db,
+        "rsvp.answered",
+        invitation,
+        at=now,
+        actor=invitation.contact.email,
+        answer=data.answer.value,
+        previous=previous.value,
+        via=data.via.value,
+        substitute=data.substitute_email,
+        **data.evidence,
+    )
+    db.flush()
+    return True
+
+
+def find_meeting(db: Session, reference: str) -> Meeting | None:
+    """A meeting by its number (as `wg meetings list` shows) or its public id."""
+    if reference.isdigit():
+        return db.get(Meeting, int(reference))
+    return db.scalars(select(Meeting).where(Meeting.public_id == reference)).first()

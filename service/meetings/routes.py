@@ -1,0 +1,68 @@
+"""/rsvp/<token>: a member answers an invitation. GET shows the choice; only POST records it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from forms import RsvpForm
+from service import tokens
+from service.clock import now
+from service.meetings import operations
+from service.meetings.operations import AnswerData
+from service.models import Invitation, Rsvp, TokenPurpose
+from service.web import db_session
+
+bp = Blueprint("meetings", __name__)
+
+ANSWERS = ("yes", "no", "maybe")
+
+
+@bp.route("/rsvp/<token>", methods=["GET", "POST"])
+def rsvp(token: str):  # type: ignore[no-untyped-def]
+    moment = now()
+    lookup = tokens.find(db_session(), TokenPurpose.RSVP, token, now=moment)
+    invitation = db_session().get(Invitation, lookup.token.subject_id) if lookup.token else None
+    if invitation is None:
+        abort(404)
+    g.language_hint = invitation.contact.language.value
+    meeting = invitation.meeting
+    is_open = operations.can_answer(meeting, moment) and not lookup.expired
+    form = RsvpForm()
+    page = dict(
+        form=form,
+        invitation=invitation,
+        meeting=meeting,
+        is_open=is_open,
+        details=operations.meeting_context(meeting, invitation.contact.language.value),
+    )
+    if request.method == "POST":
+        if not is_open:
+            return render_template("meetings/rsvp.html", **page), 410
+        if not form.validate_on_submit():
+            return render_template("meetings/rsvp.html", **page), 400
+        operations.record_answer(
+            db_session(),
+            invitation,
+            AnswerData(
+                answer=Rsvp(form.answer.data),
+                note=form.note.data or "",
+                substitute_name=form.substitute_name.data or "",
+                substitute_email=form.substitute_email.data or "",
+            ),
+            now=moment,
+        )
+        db_session().commit()
+        return redirect(url_for(".rsvp", token=token, saved=1))
+    preselected = request.args.get("answer")
+    if preselected is not None and preselected not in ANSWERS:
+        page["message"] = _("The link asked for an answer that does not exist. Choose below.")
+        return render_template("meetings/rsvp.html", **page), 400
+    form.answer.data = preselected or (
+        invitation.answer.value if invitation.answer is not Rsvp.NONE else None
+    )
+    form.note.data = invitation.note
+    form.substitute_name.data = invitation.substitute_name
+    form.substitute_email.data = invitation.substitute_email
+    page["saved"] = request.args.get("saved") == "1"
+    return render_template("meetings/rsvp.html", **page)
