@@ -15,7 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date as babel_format_date
-from babel.dates import format_datetime as babel_format_datetime
+from babel.dates import format_time as babel_format_time
+from babel.dates import get_timezone_name
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from emails.i18n import LANGUAGES, load_translations
@@ -78,8 +79,12 @@ def _moment(value: datetime | str) -> datetime:
 
 
 def _format_when(value: datetime | str, lang: str, zone: str, width: str = "full") -> str:
-    """A moment as the reader says it, with the time zone named."""
-    return babel_format_datetime(_moment(value), width, tzinfo=ZoneInfo(zone), locale=lang)
+    """A moment as the reader says it: the day, the time without seconds, the zone's name."""
+    tz = ZoneInfo(zone)
+    moment = _moment(value).astimezone(tz)
+    day = babel_format_date(moment, width, locale=lang)
+    clock = babel_format_time(moment, "short", tzinfo=tz, locale=lang)
+    return f"{day}, {clock} ({get_timezone_name(tz, locale=lang)})"
 
 
 def _format_day(value: datetime | str, lang: str, zone: str, width: str = "full") -> str:

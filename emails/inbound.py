@@ -26,8 +26,11 @@ message that cannot be read; a multipart cut short is read as far as it goes and
 only when nothing useful is found in it.
 
 VERP: the service sends with the envelope sender `bounces+TOKEN@domain` (`verp_address`);
-bounces and auto-replies come back to it, and `verp_token` reads TOKEN back from the
-Delivered-To / X-Original-To / To headers of what arrived.
+bounces and auto-replies come back to it, and `verp_token` reads TOKEN back. `classify` looks
+for it in Delivered-To / X-Original-To / Envelope-To / To / Cc (then in the Return-Path of the
+returned message) and gives it as `Bounce.verp_token` and, for any kind, `Inbound.verp_token`.
+
+`own_words`, `read_answer` and `html_to_text` are usable on their own.
 """
 
 from __future__ import annotations
@@ -409,8 +412,10 @@ def _body_text(message: Message) -> str:
 
 # --- bounces ------------------------------------------------------------------------------
 
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
-_SMTP_AND_STATUS = re.compile(r"(?<!\d)([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)")
+# Enhanced status codes (RFC 3463) of failures only: 2.x.x is success, and bare 2.x.y is as
+# likely a version number.
+_STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
+_SMTP_AND_STATUS = re.compile(r"(?<!\d)([45]\d\d)[ -]([45]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)")
 _SMTP_CODE = re.compile(r"(?:^|said:|returned|error|\(#|;|:)\s*'?([45]\d\d)(?=[\s-])", re.I | re.M)
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _DAEMONS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mail-delivery-subsystem"}
@@ -591,7 +596,13 @@ def _pick_status(field: str, diagnostic: str) -> str:
 
 
 def _bounce(
-    *, recipient: str, status: str, diagnostic: str, delayed: bool, original, token
+    *,
+    recipient: str,
+    status: str,
+    diagnostic: str,
+    delayed: bool,
+    original: str | None,
+    token: str | None,
 ) -> Bounce:
     status_class = status.split(".")
     return Bounce(
@@ -753,10 +764,10 @@ def _find_calendar_reply(
 ) -> tuple[Kind, CalendarReply | None, str] | None:
     broken = None
     for part in _calendar_parts(message):
-        data = _decoded_bytes(part)
+        data = _text_of(part)  # in the part's charset: not every client writes UTF-8
         method_param = collapse_rfc2231_value(part.get_param("method") or "")
-        claims_reply = str(method_param).upper() == "REPLY" or bool(
-            re.search(rb"^METHOD:\s*REPLY\s*$", data, re.I | re.M)
+        claims_reply = method_param.strip().upper() == "REPLY" or bool(
+            re.search(r"^METHOD:\s*REPLY\s*$", data, re.I | re.M)
         )
         try:
             calendar = Calendar.from_ical(data)
@@ -868,7 +879,7 @@ _AUTO_SUBJECT = re.compile(
     r"|fuera de (la )?oficina|risposta automatica|fuori ufficio|automatisch antwoord"
     r"|afwezig|resposta automática|fora do escritório|automatyczna odpowiedź|autosvar"
     r"|automaattinen vastaus|frånvaro|自动回复|自動回覆|自動応答"
-    r"|ស្វ័យប្រវត្តិ|មិននៅការិយាល័យ|ក្រៅការិយាល័យ|អវត្តមាន|ឈប់សម្រាក"
+    r"|ស្វ័យប្រវត្តិ|មិននៅការិយាល័យ|ក្រៅការិយាល័យ"
     r"|^\s*(auto|ooo|vacation|absence|away)\s*:",
     re.I,
 )
@@ -1097,7 +1108,7 @@ _KM_AFTER = r"(?![\u17b6-\u17d3\u17dd])"  # not followed by a vowel sign: not a 
 
 
 def _english(*phrases: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w'])(?:" + "|".join(phrases) + r")(?![\w'])")
+    return re.compile(r"(?<![\w'])(?:" + "|".join(phrases) + r")(?![\w'])", re.M)
 
 
 def _khmer(*phrases: str) -> re.Pattern[str]:
@@ -1110,9 +1121,7 @@ _GO = r"(?:attend|come|join|make\s+it|be\s+there|participate)"
 
 # Phrases that look like answers and are not: removed before anything else.
 _NEUTRAL = _english(
-    r"no\s+problem",
-    r"no\s+worries",
-    r"no\s+doubt",
+    r"no\s+(?:problems?|worries|doubts?|objections?|issues?|questions?|comments?|changes?)",
     r"no\s*-?\s*one",
     r"no\.\s*\d+",
     r"yes\s+or\s+no",
@@ -1132,7 +1141,11 @@ _NO = (
         r"count\s+me\s+out",
         r"unavailable",
         r"not\s+available",
-        r"no",
+        # "no" as an answer: a sentence of its own or its first word ("No, sorry", "Sadly
+        # no."), not a determiner in the middle of one ("we have no projector").
+        r"(?:^|(?<=[.!?,;:(])|(?<=[.!?,;:(]\s))no",
+        r"no(?=\s*(?:[.!?,;:)]|$))",
+        r"no\s+thanks?(?:\s+you)?",
         r"nope",
     ),
     _khmer(
@@ -1215,6 +1228,7 @@ def read_answer(text: str) -> Answer | None:
     if not window:
         return None
     window = unicodedata.normalize("NFC", window).lower()
+    window = re.sub(r"[^\S\n]+", " ", window)
     window = window.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
     spaced = _ZERO_WIDTH.sub(" ", window)
     window = _unzero(window)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,9 +19,11 @@ from werkzeug.serving import make_server
 
 from emails.transport import Transport
 from scheduler import jobs
+from scheduler.leader import Leadership
 from scheduler.runner import add_jobs
 from service.clock import now as clock_now
 from service.config import settings
+from service.db import get_database
 from service.devmail.catcher import start_catcher
 from service.devmail.routes import CATCHER_DIR
 from service.outbox import OutboxSender
@@ -78,19 +81,25 @@ def scheduler_command() -> None:
     """The clock for production: run exactly one beside the web processes."""
     _configure_logging()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    transport = Transport(settings(app).smtp())
-    scheduler = BlockingScheduler(timezone="UTC")
-    sender = add_jobs(scheduler, app, transport)
     _stop_on_sigterm()
+    leadership = Leadership(get_database(app).engine)
     try:
-        scheduler.start()
+        if not leadership.wait(threading.Event()):
+            return
+        transport = Transport(settings(app).smtp())
+        scheduler = BlockingScheduler(timezone="UTC")
+        sender = add_jobs(scheduler, app, transport)
+        try:
+            scheduler.start()
+        finally:
+            sender.stop()
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
+            transport.close()
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        sender.stop()
-        if scheduler.running:
-            scheduler.shutdown(wait=True)
-        transport.close()
+        leadership.release()
 
 
 def parse_now(value: str, zone: str) -> datetime:

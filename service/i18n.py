@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from flask import Flask, Response, g, request
 from flask_babel import Babel, Domain, get_locale
@@ -53,8 +54,7 @@ def url_in_language(lang: str) -> str:
     """This page's address with ?lang= set to `lang` (the visible language switch)."""
     args = MultiDict(request.args)
     args["lang"] = lang
-    query = "&".join(f"{k}={v}" for k, v in args.items(multi=True))
-    return f"{request.path}?{query}"
+    return f"{request.path}?{urlencode(list(args.items(multi=True)))}"
 
 
 def init_app(app: Flask) -> None:

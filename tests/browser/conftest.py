@@ -1,0 +1,89 @@
+"""Real-browser fixtures: the app over real HTTP, and Chromium driven through Playwright."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium (running as root, offline) tries to reach Google and fails.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 360, "height": 740}
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drive the browser against SQLite only: the PostgreSQL runs add time, not coverage.
+
+    The PostgreSQL variants are deselected (reported as such), not skipped: a skip would look
+    like a missing test.
+    """
+    deselected = [item for item in items if _is_browser_test(item) and "[postgresql" in item.nodeid]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
+def _is_browser_test(item: pytest.Item) -> bool:
+    return HERE in Path(item.path).resolve().parents
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The `app` fixture's Flask app served over HTTP on 127.0.0.1; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium (Debian's) for the whole session."""
+    if not CHROMIUM.exists():
+        message = f"Chromium not found at {CHROMIUM}: the real-browser tests need it"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is an error, not a skip)")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A fresh browser context (no cookies) on a 360 px wide phone screen, English locale."""
+    context = browser.new_context(viewport=PHONE, locale="en-US")
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
