@@ -19,8 +19,9 @@ LOCK_KEY = int.from_bytes(b"wg-sched", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 class Leadership:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, key: int = LOCK_KEY) -> None:
         self.engine = engine
+        self.key = key
         self._connection: Connection | None = None
 
     def try_acquire(self) -> bool:
@@ -30,7 +31,7 @@ class Leadership:
         if self._connection is None:
             self._connection = self.engine.connect()
         held = self._connection.execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
         ).scalar()
         self._connection.commit()
         return bool(held)
@@ -48,6 +49,14 @@ class Leadership:
         return False
 
     def release(self) -> None:
-        if self._connection is not None:
-            self._connection.close()  # closing the session releases the advisory lock
+        if self._connection is None:
+            return
+        # Closing only returns the connection to the pool, where its session (and the lock)
+        # would live on: unlock first, and drop the connection for good.
+        try:
+            self._connection.execute(text("SELECT pg_advisory_unlock_all()"))
+            self._connection.commit()
+        finally:
+            self._connection.invalidate()
+            self._connection.close()
             self._connection = None

@@ -19,7 +19,9 @@ from service import create_app, outbox
 from service.clock import now
 from service.config import SettingError
 from service.db import get_database, session_scope
+from service.inbound import cli as inbound_cli
 from service.meetings import cli as meetings_cli
+from service.membership import cli as membership_cli
 from service.models import Organisation
 
 
@@ -42,6 +44,7 @@ cli.add_command(shell_command)
 cli.add_command(routes_command)
 cli.add_command(meetings_cli.series)
 cli.add_command(meetings_cli.meetings)
+cli.add_command(inbound_cli.inbound)
 
 
 @cli.group()
@@ -116,6 +119,9 @@ def members_list(as_json: bool) -> None:
         click.echo(f"{org['organisation']} [{org['kind']}, {org['status']}]")
         for c in org["contacts"]:
             click.echo(f"  {c['name']} <{c['email']}> {c['language']} {c['status']}")
+
+
+membership_cli.register(members, cli)
 
 
 @cli.command("web")

@@ -102,6 +102,9 @@ class Contact(Base):
     language: Mapped[Language] = mapped_column(_enum(Language))
     status: Mapped[ContactStatus] = mapped_column(_enum(ContactStatus))
     created_at: Mapped[datetime]
+    # Mailman-style bounce score: soft bounces add up, decay when they stop.
+    bounce_score: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    last_bounce_at: Mapped[datetime | None]
 
     organisation: Mapped[Organisation] = relationship(back_populates="contacts")
 
@@ -298,3 +301,28 @@ class Invitation(Base):
     contact: Mapped[Contact] = relationship()
 
     __table_args__ = (UniqueConstraint("meeting_id", "contact_id", name="uq_invitation"),)
+
+
+class InboundOutcome(enum.StrEnum):
+    PROCESSED = "processed"  # acted on (an answer recorded, a bounce counted)
+    IGNORED = "ignored"  # nothing to do (auto-reply, a stale calendar reply)
+    ATTENTION = "attention"  # a person should read it; the digest lists it
+
+
+class InboundMessage(Base):
+    """A message read from the mailbox: each is processed once, and what came of it."""
+
+    __tablename__ = "inbound_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str] = mapped_column(String(250), default="", index=True)
+    sender: Mapped[str] = mapped_column(String(254), default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[InboundOutcome] = mapped_column(_enum(InboundOutcome))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    excerpt: Mapped[str] = mapped_column(Text, default="")
+    # Kept only when a person must look at it (unparseable or unclear).
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(index=True)

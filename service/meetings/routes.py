@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from forms import RsvpForm
 from service import tokens
 from service.clock import now
+from service.i18n import current_language
 from service.meetings import operations
 from service.meetings.operations import AnswerData
 from service.models import Invitation, Rsvp, TokenPurpose
@@ -34,7 +35,7 @@ def rsvp(token: str):  # type: ignore[no-untyped-def]
         invitation=invitation,
         meeting=meeting,
         is_open=is_open,
-        details=operations.meeting_context(meeting, invitation.contact.language.value),
+        details=operations.meeting_context(meeting, current_language()),
     )
     if request.method == "POST":
         if not is_open:
@@ -53,7 +54,7 @@ def rsvp(token: str):  # type: ignore[no-untyped-def]
             now=moment,
         )
         db_session().commit()
-        return redirect(url_for(".rsvp", token=token, saved=1))
+        return redirect(url_for(".rsvp", token=token, saved=1, lang=request.args.get("lang")))
     preselected = request.args.get("answer")
     if preselected is not None and preselected not in ANSWERS:
         page["message"] = _("The link asked for an answer that does not exist. Choose below.")
