@@ -2,6 +2,13 @@
 
 from forms.actions import ConfirmForm, ReviewForm
 from forms.join import JoinForm
-from forms.rsvp import RsvpForm, UnsubscribeForm
+from forms.rsvp import PreferencesForm, RsvpForm, UnsubscribeForm
 
-__all__ = ["ConfirmForm", "JoinForm", "ReviewForm", "RsvpForm", "UnsubscribeForm"]
+__all__ = [
+    "ConfirmForm",
+    "JoinForm",
+    "PreferencesForm",
+    "ReviewForm",
+    "RsvpForm",
+    "UnsubscribeForm",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import RadioField, StringField, TextAreaField
+from wtforms import BooleanField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
@@ -57,3 +57,14 @@ class RsvpForm(FlaskForm):
 
 class UnsubscribeForm(FlaskForm):
     """One button: GET shows it, only its POST unsubscribes."""
+
+
+class PreferencesForm(FlaskForm):
+    """What a member receives, and in which language."""
+
+    language = RadioField(
+        _l("Language of the emails"),
+        choices=[SelectChoice("km", "ភាសាខ្មែរ (Khmer)"), SelectChoice("en", "English")],
+        validators=[InputRequired(_l("Choose one."))],
+    )
+    announcements = BooleanField(_l("Also send me the working group's news, not only meeting mail"))

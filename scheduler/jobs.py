@@ -9,13 +9,23 @@ from flask import Flask
 
 from service.db import session_scope
 from service.meetings import operations as meetings
+from service.notices import digest
 from service.outbox import DeliveryReport, OutboxSender
+
+
+@dataclass
+class DueReport:
+    meetings: meetings.DueReport
+    digests: int
+
+    def summary(self) -> str:
+        return f"{self.meetings.summary()}; digests {self.digests}"
 
 
 @dataclass
 class TickReport:
     now: datetime
-    due: meetings.DueReport
+    due: DueReport
     delivery: DeliveryReport
 
     def summary(self) -> str:
@@ -27,10 +37,13 @@ class TickReport:
         )
 
 
-def enqueue_due(app: Flask, now: datetime) -> meetings.DueReport:
+def enqueue_due(app: Flask, now: datetime) -> DueReport:
     """Queue what the clock says is due; safe to run twice or in two processes at once."""
     with app.app_context(), session_scope(app) as db:
-        return meetings.enqueue_due(db, now=now)
+        return DueReport(
+            meetings=meetings.enqueue_due(db, now=now),
+            digests=digest.enqueue_if_due(db, now=now),
+        )
 
 
 def tick(app: Flask, sender: OutboxSender, now: datetime) -> TickReport:

@@ -23,6 +23,7 @@ from service.inbound import cli as inbound_cli
 from service.meetings import cli as meetings_cli
 from service.membership import cli as membership_cli
 from service.models import Organisation
+from service.notices import cli as notices_cli
 
 
 def _create_app():  # type: ignore[no-untyped-def]
@@ -45,6 +46,8 @@ cli.add_command(routes_command)
 cli.add_command(meetings_cli.series)
 cli.add_command(meetings_cli.meetings)
 cli.add_command(inbound_cli.inbound)
+cli.add_command(notices_cli.announce_command)
+cli.add_command(notices_cli.digest_command)
 
 
 @cli.group()

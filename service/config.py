@@ -91,6 +91,13 @@ def _zone(value: str) -> str:
     return value.strip()
 
 
+def _clock(value: str) -> str:
+    try:
+        return f"{time.fromisoformat(value.strip()):%H:%M}"
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time such as 07:30") from None
+
+
 def _window(value: str) -> str:
     """ "HH:MM-HH:MM" in the group's time zone, the start before the end."""
     try:
@@ -147,6 +154,8 @@ class Settings:
     confirm_ttl_hours: int = 72
     trusted_proxies: int = 0
     send_window: str = "08:00-12:00"
+    digest_time: str = "07:30"
+    digest_weekday: str = "monday"
     meeting_horizon_days: int = 60
 
     @property
@@ -157,6 +166,10 @@ class Settings:
     def window(self) -> tuple[time, time]:
         start, end = self.send_window.split("-")
         return time.fromisoformat(start), time.fromisoformat(end)
+
+    @property
+    def digest_clock(self) -> time:
+        return time.fromisoformat(self.digest_time)
 
     def group_name_for(self, lang: str) -> str:
         return self.group_name_km if lang == "km" else self.group_name
@@ -215,6 +228,10 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "confirm_ttl_hours": _int(1, 24 * 30),
     "trusted_proxies": _int(0, 5),
     "send_window": _window,
+    "digest_time": _clock,
+    "digest_weekday": _choice(
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ),
     "meeting_horizon_days": _int(1, 400),
 }
 

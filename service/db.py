@@ -93,8 +93,14 @@ def insert_ignoring_duplicates(
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(unique))
-    return session.execute(statement).rowcount or 0
+    statement = (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(unique))
+        .returning(model.__table__.c.id)
+    )
+    # RETURNING, not rowcount: psycopg reports -1 rows for a skipped insert.
+    return 1 if session.execute(statement).first() is not None else 0
 
 
 class Database:

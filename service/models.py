@@ -101,6 +101,8 @@ class Contact(Base):
     role: Mapped[str] = mapped_column(String(200), default="")
     language: Mapped[Language] = mapped_column(_enum(Language))
     status: Mapped[ContactStatus] = mapped_column(_enum(ContactStatus))
+    # Meeting mail always goes to active members; announcements only to those who want them.
+    wants_announcements: Mapped[bool] = mapped_column(default=True, server_default="1")
     created_at: Mapped[datetime]
     # Mailman-style bounce score: soft bounces add up, decay when they stop.
     bounce_score: Mapped[float] = mapped_column(default=0.0, server_default="0")
@@ -156,6 +158,19 @@ class Suppression(Base):
     created_at: Mapped[datetime]
 
 
+class SharedMailContext(Base):
+    """What a send to many has in common (an announcement's text), stored once, not per row.
+
+    `data` maps a language to the template context shared by every recipient in it.
+    """
+
+    __tablename__ = "shared_mail_context"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
 class OutboundEmail(Base):
     """One message in the outbox, written in the same transaction as its cause."""
 
@@ -171,6 +186,9 @@ class OutboundEmail(Base):
     # Set instead of template rendering when the whole message was built up front.
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     list_mail: Mapped[bool] = mapped_column(default=False)
+    shared_context_id: Mapped[int | None] = mapped_column(
+        ForeignKey("shared_mail_context.id", name="fk_outbound_email_shared_context")
+    )
     # What the message is about, e.g. "meeting:42", so pending mail can be withdrawn with it.
     topic: Mapped[str] = mapped_column(String(80), default="", server_default="", index=True)
     message_id: Mapped[str] = mapped_column(String(250), unique=True)
@@ -326,3 +344,18 @@ class InboundMessage(Base):
     # Kept only when a person must look at it (unparseable or unclear).
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Announcement(Base):
+    """News sent to every member who wants it, in their language."""
+
+    __tablename__ = "announcement"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_en: Mapped[str] = mapped_column(String(300))
+    subject_km: Mapped[str] = mapped_column(String(300), default="")
+    body_en: Mapped[str] = mapped_column(Text)
+    body_km: Mapped[str] = mapped_column(Text, default="")
+    test: Mapped[bool] = mapped_column(default=False)
+    queued: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]

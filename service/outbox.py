@@ -8,22 +8,25 @@ that were between the server's 250 and that commit.
 
 from __future__ import annotations
 
+import json
 import logging
+import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from emails import Sender, Unsubscribe, compose, new_message_id
 from emails.calendar import MeetingEvent, attach_calendar, cancel_ics, request_ics
+from emails.compose import compose_fast
 from emails.transport import Outcome, SendResult, Transport
 from service.config import settings
 from service.db import get_database, insert_ignoring_duplicates
@@ -33,6 +36,7 @@ from service.models import (
     Language,
     OutboundEmail,
     OutboxStatus,
+    SharedMailContext,
     Suppression,
 )
 
@@ -118,13 +122,39 @@ def mail_sender() -> Sender:
     )
 
 
-def build_message(row: OutboundEmail, sender: Sender) -> bytes:
-    """The bytes to send for `row`: its stored bytes, or its template rendered now."""
+def build_message(
+    row: OutboundEmail, sender: Sender, *, fast: bool = False, shared_key: str | None = None
+) -> bytes:
+    """The bytes to send for `row`: its stored bytes, or its template rendered now.
+
+    With `fast`, a message without a calendar is built by `compose_fast` (the same message,
+    made from a skeleton shared by its send); `shared_key` identifies the row's shared
+    context so it need not be serialised per message.
+    """
     if row.raw is not None:
         return row.raw
-    context = dict(row.context)
+    shared = getattr(row, "shared", None) or {}
+    context = {**shared, **row.context}
     calendar = context.pop("calendar", None)
     unsubscribe = context.pop("list_unsubscribe", None)
+    if fast and calendar is None:
+        own = {k: v for k, v in row.context.items() if k not in ("calendar", "list_unsubscribe")}
+        common = {k: v for k, v in shared.items() if k not in own}
+        common.pop("calendar", None)
+        common.pop("list_unsubscribe", None)
+        return compose_fast(
+            row.template,
+            row.recipient,
+            row.language.value,
+            sender=sender,
+            to_name=row.recipient_name,
+            message_id=row.message_id,
+            date=row.created_at,
+            unsubscribe=Unsubscribe(**unsubscribe) if unsubscribe else None,
+            shared=common,
+            shared_key=shared_key if len(common) == len(shared) else None,
+            **own,
+        )
     message = compose(
         row.template,
         row.recipient,
@@ -187,22 +217,107 @@ def claim(
         row.lease_owner = owner
         row.lease_expires_at = now + lease
     db.flush()
+    _attach_shared_context(db, rows)
     return rows
 
 
+def _attach_shared_context(db: Session, rows: list[OutboundEmail]) -> None:
+    """Give each row what its send has in common, loaded once per batch, as `row.shared`
+    (a plain attribute: it is never written back to the row)."""
+    ids = {row.shared_context_id for row in rows if row.shared_context_id is not None}
+    if not ids:
+        return
+    shared = {
+        item.id: item.data
+        for item in db.scalars(select(SharedMailContext).where(SharedMailContext.id.in_(ids)))
+    }
+    for row in rows:
+        if row.shared_context_id is not None:
+            row.shared = shared[row.shared_context_id].get(row.language.value, {})
+
+
+def enqueue_many(
+    db: Session,
+    template: str,
+    recipients: list[dict[str, Any]],
+    *,
+    shared: dict[str, dict[str, Any]],
+    now: datetime,
+    topic: str = "",
+    list_mail: bool = True,
+) -> int:
+    """Queue one message per recipient of a send to many, in one bulk insert.
+
+    `recipients` are dicts with `to`, `to_name`, `lang`, `dedupe_key` and a small personal
+    `context`; `shared` (language -> context) is stored once for the whole send.
+    """
+    if not recipients:
+        return 0
+    common = SharedMailContext(data=shared, created_at=now)
+    db.add(common)
+    db.flush()
+    domain = settings().mail_domain
+    db.execute(
+        insert(OutboundEmail),
+        [
+            dict(
+                dedupe_key=r["dedupe_key"],
+                recipient=r["to"],
+                recipient_name=r.get("to_name", ""),
+                template=template,
+                language=Language(r["lang"]),
+                context=r.get("context", {}),
+                list_mail=list_mail,
+                shared_context_id=common.id,
+                topic=topic,
+                message_id=new_message_id(domain),
+                status=OutboxStatus.QUEUED,
+                attempts=0,
+                not_before=now,
+                lease_owner="",
+                last_error="",
+                created_at=now,
+            )
+            for r in recipients
+        ],
+    )
+    return len(recipients)
+
+
 def _is_suppressed(db: Session, address: str) -> bool:
-    if db.scalar(select(Suppression.id).where(Suppression.email == address)):
-        return True
-    status = db.scalar(select(Contact.status).where(Contact.email == address))
-    return status in SUPPRESSED_STATUSES
+    return bool(_suppressed_among(db, [address]))
 
 
-def _settle_without_sending(db: Session, row: OutboundEmail, now: datetime) -> OutboxStatus | None:
-    """Expire or suppress `row` when it must not be sent; None when it may go."""
+def _suppressed_among(db: Session, addresses: list[str]) -> set[str]:
+    """The addresses among `addresses` that must get no list mail: a few queries a batch."""
+    found: set[str] = set()
+    unique = sorted(set(addresses))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        found.update(db.scalars(select(Suppression.email).where(Suppression.email.in_(chunk))))
+        found.update(
+            db.scalars(
+                select(Contact.email).where(
+                    Contact.email.in_(chunk), Contact.status.in_(SUPPRESSED_STATUSES)
+                )
+            )
+        )
+    return found
+
+
+def _settle_without_sending(
+    db: Session, row: OutboundEmail, now: datetime, suppressed: set[str] | None = None
+) -> OutboxStatus | None:
+    """Expire or suppress `row` when it must not be sent; None when it may go.
+
+    `suppressed`, when given, is the batch's suppressed addresses, looked up in advance.
+    """
     if row.not_after is not None and row.not_after <= now:
         row.status = OutboxStatus.EXPIRED
         row.last_error = f"not sent: its time ended at {row.not_after.isoformat()}"
-    elif row.list_mail and _is_suppressed(db, row.recipient):
+    elif row.list_mail and (
+        row.recipient in suppressed if suppressed is not None else _is_suppressed(db, row.recipient)
+    ):
         row.status = OutboxStatus.SUPPRESSED
         row.last_error = "not sent: the address is suppressed"
     else:
@@ -228,8 +343,30 @@ def _mark(row: OutboundEmail, result: SendResult, now: datetime) -> None:
         row.last_error = result.detail[:1000]
 
 
+# Marks are written in groups: after this many answers, or this many seconds after the first
+# unwritten one, whichever comes first. A crash therefore repeats at most MARK_EVERY messages
+# plus one in flight per connection: those the server had accepted but that were not yet marked.
+MARK_EVERY = 64
+MARK_WITHIN = 0.25
+
+
+@dataclass
+class _Job:
+    """One claimed row on its way to a connection, and the server's answer once it is back."""
+
+    row: OutboundEmail
+    sender: Sender
+    shared_key: str | None
+    result: SendResult | None = None
+
+
 class OutboxSender:
-    """Claims due rows, sends them over the transport's connections, marks each one."""
+    """Claims due rows, sends them over the transport's connections, marks them.
+
+    One thread per SMTP connection builds and sends; the calling thread claims the next batch
+    while the last one is still being sent and writes the marks in small groups, so the
+    connections never wait for the database.
+    """
 
     def __init__(
         self,
@@ -237,7 +374,7 @@ class OutboxSender:
         transport: Transport,
         *,
         now: Callable[[], datetime],
-        batch_size: int = 100,
+        batch_size: int = 200,
     ) -> None:
         self.app = app
         self.transport = transport
@@ -246,8 +383,9 @@ class OutboxSender:
         self.owner = f"sender-{uuid.uuid4().hex[:12]}"
         self.connections = max(1, transport.settings.connections)
         # Long enough for a whole batch against a slow server: each connection works
-        # through its share of the batch, each message at worst one SMTP timeout.
-        per_connection = -(-batch_size // self.connections)
+        # through its share of the batch and the one before it, each message at worst one
+        # SMTP timeout.
+        per_connection = -(-2 * batch_size // self.connections)
         self.lease = timedelta(seconds=per_connection * transport.settings.timeout * 2 + 60)
         self._stopping = threading.Event()
 
@@ -262,67 +400,164 @@ class OutboxSender:
         """
         clock = now or self.now
         report = DeliveryReport()
-        while not self._stopping.is_set():
-            handled = self._deliver_batch(report, clock)
-            if handled < self.batch_size:
-                break
+        database = get_database(self.app)
+        jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        done: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        workers: list[threading.Thread] = []
+        in_flight = 0
+        unmarked: list[_Job] = []
+        first_unmarked = 0.0
+        exhausted = False
+        try:
+            while True:
+                # Claim the next batch while the connections still have half a batch to send.
+                if not exhausted and in_flight <= self.batch_size // 2:
+                    if self._stopping.is_set():
+                        exhausted = True
+                    else:
+                        claimed, ready = self._claim(report, clock)
+                        exhausted = claimed < self.batch_size
+                        for job in ready:
+                            jobs.put(job)
+                        in_flight += len(ready)
+                        while len(workers) < min(self.connections, in_flight):
+                            worker = threading.Thread(
+                                target=self._work, args=(jobs, done), daemon=True
+                            )
+                            worker.start()
+                            workers.append(worker)
+                        if not exhausted:
+                            continue
+                if in_flight == 0:
+                    break
+                try:
+                    job = done.get(timeout=MARK_WITHIN)
+                except queue.Empty:
+                    job = None
+                if job is not None:
+                    if not unmarked:
+                        first_unmarked = time.monotonic()
+                    unmarked.append(job)
+                    in_flight -= 1
+                if unmarked and (
+                    len(unmarked) >= MARK_EVERY
+                    or in_flight == 0
+                    or time.monotonic() - first_unmarked >= MARK_WITHIN
+                ):
+                    self._record(unmarked, report, clock())
+                    unmarked = []
+        finally:
+            for _ in workers:
+                jobs.put(None)
+            if in_flight or unmarked:
+                # Something broke mid-run: keep what the server answered, hand the rest back
+                # now rather than at lease end.
+                while True:
+                    try:
+                        job = jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        jobs.put(None)
+                        break
+                for worker in workers:
+                    worker.join()
+                while True:
+                    try:
+                        unmarked.append(done.get_nowait())
+                    except queue.Empty:
+                        break
+                try:
+                    self._record(unmarked, report, clock())
+                finally:
+                    with database.transaction() as db:
+                        release_leases(db, self.owner)
+            for worker in workers:
+                worker.join()
         return report
 
-    def _deliver_batch(self, report: DeliveryReport, clock: Callable[[], datetime]) -> int:
-        database = get_database(self.app)
+    def _claim(
+        self, report: DeliveryReport, clock: Callable[[], datetime]
+    ) -> tuple[int, list[_Job]]:
+        """Claim a batch; settle what must not be sent; the jobs for the rest."""
         now = clock()
-        with self.app.app_context(), database.transaction() as db:
+        with self.app.app_context(), get_database(self.app).transaction() as db:
             rows = claim(db, owner=self.owner, now=now, limit=self.batch_size, lease=self.lease)
+            suppressed = _suppressed_among(db, [row.recipient for row in rows if row.list_mail])
+            sender = mail_sender()
             ready = []
+            shared_keys: dict[int, str] = {}
             for row in rows:
-                settled = _settle_without_sending(db, row, now)
+                settled = _settle_without_sending(db, row, now, suppressed)
                 if settled is OutboxStatus.EXPIRED:
                     report.expired += 1
                 elif settled is OutboxStatus.SUPPRESSED:
                     report.suppressed += 1
                 else:
-                    ready.append(row)
-            sender = mail_sender()
-        if not ready:
-            return len(rows)
-        recorded = 0
-        try:
-            with ThreadPoolExecutor(max_workers=self.connections) as pool:
-                results = pool.map(self._send, ready, [sender] * len(ready))
-                for row, result in zip(ready, results, strict=True):
-                    self._record(row.id, result, report, clock())
-                    recorded += 1
-        finally:
-            if recorded < len(ready):
-                # Something broke mid-batch: hand the rest back now rather than at lease end.
-                with database.transaction() as db:
-                    release_leases(db, self.owner)
-        return len(rows)
+                    shared = getattr(row, "shared", None)
+                    key = None
+                    if shared:  # one serialisation per send and batch, not per message
+                        key = shared_keys.get(id(shared))
+                        if key is None:
+                            key = shared_keys[id(shared)] = json.dumps(
+                                shared, sort_keys=True, default=str
+                            )
+                    ready.append(_Job(row, sender, key))
+        return len(rows), ready
 
-    def _send(self, row: OutboundEmail, sender: Sender) -> SendResult:
+    def _work(self, jobs: queue.SimpleQueue[_Job | None], done: queue.SimpleQueue[_Job]) -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                job.result = self._send(job.row, job.sender, job.shared_key)
+            except Exception as exc:  # pragma: no cover - _send reports every failure
+                log.exception("could not send message %s", job.row.dedupe_key)
+                job.result = SendResult(Outcome.RETRY, None, f"could not send: {exc}")
+            done.put(job)
+
+    def _send(
+        self, row: OutboundEmail, sender: Sender, shared_key: str | None = None
+    ) -> SendResult:
         try:
-            data = build_message(row, sender)
+            data = build_message(row, sender, fast=True, shared_key=shared_key)
         except Exception as exc:  # a template or context bug must not stop the queue
             log.exception("could not build message %s", row.dedupe_key)
             return SendResult(Outcome.FAILED, None, f"could not build the message: {exc}")
         return self.transport.send(_envelope_sender(sender), row.recipient, data)
 
-    def _record(
-        self, row_id: int, result: SendResult, report: DeliveryReport, now: datetime
-    ) -> None:
+    def _record(self, finished: list[_Job], report: DeliveryReport, now: datetime) -> None:
+        """Mark answered rows in one transaction: the sent ones in one statement."""
+        if not finished:
+            return
+        sent = [job.row.id for job in finished if job.result and job.result.outcome is Outcome.SENT]
         with get_database(self.app).transaction() as db:
-            row = db.get(OutboundEmail, row_id)
-            if row is None:  # pragma: no cover - rows are never deleted
-                return
-            _mark(row, result, now)
-            if row.status is OutboxStatus.SENT:
-                report.sent += 1
-            elif row.status is OutboxStatus.FAILED:
-                report.failed += 1
+            for start in range(0, len(sent), 500):
+                db.execute(
+                    update(OutboundEmail)
+                    .where(OutboundEmail.id.in_(sent[start : start + 500]))
+                    .values(
+                        status=OutboxStatus.SENT,
+                        sent_at=now,
+                        last_error="",
+                        attempts=OutboundEmail.attempts + 1,
+                        lease_owner="",
+                        lease_expires_at=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            for job in finished:
+                result = job.result
+                if result is None or result.outcome is Outcome.SENT:
+                    continue
+                row = db.get(OutboundEmail, job.row.id)
+                if row is None:  # pragma: no cover - rows are never deleted
+                    continue
+                _mark(row, result, now)
+                if row.status is OutboxStatus.FAILED:
+                    report.failed += 1
+                else:
+                    report.retried += 1
                 report.errors.append(f"{row.recipient}: {result.detail}")
-            else:
-                report.retried += 1
-                report.errors.append(f"{row.recipient}: {result.detail}")
+        report.sent += len(sent)
 
 
 def _envelope_sender(sender: Sender) -> str:

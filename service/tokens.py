@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from service.models import Token, TokenPurpose
@@ -44,6 +44,35 @@ def issue(
         )
     )
     return raw
+
+
+def issue_many(
+    db: Session,
+    purpose: TokenPurpose,
+    subjects: list[tuple[int, str]],
+    *,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> list[str]:
+    """One token per (subject_id, holder), stored in one bulk insert; the raw tokens in order."""
+    raws = [secrets.token_urlsafe(TOKEN_BYTES) for _ in subjects]
+    if subjects:
+        db.execute(
+            insert(Token),
+            [
+                dict(
+                    digest=_digest(raw),
+                    purpose=purpose,
+                    subject_id=subject_id,
+                    holder=holder,
+                    created_at=now,
+                    expires_at=expires_at,
+                    used_at=None,
+                )
+                for raw, (subject_id, holder) in zip(raws, subjects, strict=True)
+            ],
+        )
+    return raws
 
 
 @dataclass(frozen=True)

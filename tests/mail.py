@@ -44,7 +44,8 @@ class ReceivedMail:
     @property
     def text(self) -> str:
         part = self.message.get_body(preferencelist=("plain",))
-        return part.get_content() if part is not None else ""
+        # A base64 body keeps the CRLFs it was encoded with; read it as plain lines.
+        return part.get_content().replace("\r\n", "\n") if part is not None else ""
 
     @property
     def html(self) -> str:

@@ -203,15 +203,16 @@ def enqueue_due(db: Session, *, now: datetime) -> DueReport:
         .order_by(Meeting.starts_at)
     ).all()
     for meeting in upcoming:
-        if now >= _due(meeting, meeting.invite_days, config):
+        if now >= mail_due_at(meeting, meeting.invite_days, config):
             report.invited += _invite_new_members(db, meeting, now=now)
         _follow_up(db, meeting, now=now, config=config, report=report)
-        if now >= _due(meeting, meeting.reminder_days, config):
+        if now >= mail_due_at(meeting, meeting.reminder_days, config):
             report.reminded += _remind(db, meeting, now=now, config=config)
     return report
 
 
-def _due(meeting: Meeting, days: int, config: Settings) -> datetime:
+def mail_due_at(meeting: Meeting, days: int, config: Settings) -> datetime:
+    """When the mail `days` before `meeting` becomes due (the sending window's opening)."""
     return due_at(meeting.starts_at, days, meeting.timezone, config.window)
 
 
@@ -277,7 +278,9 @@ def _follow_up(
 ) -> None:
     """The latest follow-up that is due, to those who have not answered; earlier stages that
     were missed (downtime) are recorded as skipped rather than sent late."""
-    stages = [(n, _due(meeting, days, config)) for n, days in enumerate(meeting.followup_days, 1)]
+    stages = [
+        (n, mail_due_at(meeting, days, config)) for n, days in enumerate(meeting.followup_days, 1)
+    ]
     due = [(n, moment) for n, moment in stages if now >= moment]
     if not due:
         return
@@ -326,7 +329,7 @@ def _followup_key(meeting: Meeting, invitation: Invitation, stage: int) -> str:
 
 def _remind(db: Session, meeting: Meeting, *, now: datetime, config: Settings) -> int:
     """A reminder to those who said yes or maybe, and to the substitutes they named."""
-    reminder_due = _due(meeting, meeting.reminder_days, config)
+    reminder_due = mail_due_at(meeting, meeting.reminder_days, config)
     attending = db.scalars(
         select(Invitation)
         .options(selectinload(Invitation.contact))

@@ -326,3 +326,16 @@ def unsubscribe(db: Session, contact: Contact, *, now: datetime, via: str) -> bo
         audit.record(db, "contact.unsubscribed", contact, at=now, actor=contact.email, via=via)
     db.flush()
     return changed or bool(inserted)
+
+
+def set_preferences(
+    db: Session, contact: Contact, *, language: Language, announcements: bool, now: datetime
+) -> None:
+    """A member's choice of language and of news besides meeting mail."""
+    before = {"language": contact.language.value, "announcements": contact.wants_announcements}
+    contact.language = language
+    contact.wants_announcements = announcements
+    after = {"language": language.value, "announcements": announcements}
+    if after != before:
+        audit.record(db, "contact.preferences", contact, at=now, actor=contact.email, **after)
+    db.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from forms import ConfirmForm, JoinForm, ReviewForm, UnsubscribeForm
+from forms import ConfirmForm, JoinForm, PreferencesForm, ReviewForm, UnsubscribeForm
 from service import tokens
 from service.clock import now
 from service.config import settings
@@ -13,7 +13,7 @@ from service.extensions import limiter
 from service.i18n import current_language
 from service.membership import operations
 from service.membership.operations import Application
-from service.models import Contact, ContactStatus, RequestStatus, TokenPurpose
+from service.models import Contact, ContactStatus, Language, RequestStatus, TokenPurpose
 from service.web import db_session
 
 bp = Blueprint("membership", __name__)
@@ -149,7 +149,8 @@ def review(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str):  # type: ignore[no-untyped-def]
-    """The List-Unsubscribe target: RFC 8058 one-click POST, or a page with one button."""
+    """The List-Unsubscribe target: RFC 8058 one-click POST, or a page with one button and
+    the member's preferences."""
     lookup = tokens.find(db_session(), TokenPurpose.UNSUBSCRIBE, token, now=now())
     contact = db_session().get(Contact, lookup.token.subject_id) if lookup.token else None
     if contact is None:
@@ -160,11 +161,29 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
         operations.unsubscribe(db_session(), contact, now=now(), via="one-click")
         db_session().commit()
         return Response("Unsubscribed.\n", mimetype="text/plain")
-    form = UnsubscribeForm()
+    form = UnsubscribeForm(prefix="stop")
+    preferences = PreferencesForm(prefix="prefs")
+    page = dict(form=form, preferences=preferences, contact=contact)
+    if request.method == "POST" and "prefs-language" in request.form:
+        if contact.status is not ContactStatus.ACTIVE or not preferences.validate_on_submit():
+            return render_template("membership/unsubscribe.html", **page), 400
+        operations.set_preferences(
+            db_session(),
+            contact,
+            language=Language(preferences.language.data),
+            announcements=preferences.announcements.data,
+            now=now(),
+        )
+        db_session().commit()
+        return redirect(url_for(".unsubscribe", token=token, saved=1))
     if request.method == "POST":
         if not form.validate_on_submit():
-            return render_template("membership/unsubscribe.html", form=form, contact=contact), 400
+            return render_template("membership/unsubscribe.html", **page), 400
         operations.unsubscribe(db_session(), contact, now=now(), via="page")
         db_session().commit()
-    done = contact.status is ContactStatus.UNSUBSCRIBED
-    return render_template("membership/unsubscribe.html", form=form, contact=contact, done=done)
+    preferences.language.data = contact.language.value
+    preferences.announcements.data = contact.wants_announcements
+    page.update(
+        done=contact.status is ContactStatus.UNSUBSCRIBED, saved=request.args.get("saved") == "1"
+    )
+    return render_template("membership/unsubscribe.html", **page)

@@ -258,7 +258,8 @@ def test_unsubscribe_page_needs_the_button_and_then_confirms(
     page: Page, live_server: str, invitations: Invitations, db
 ):
     page.goto(live_server + invitations.english.link("/unsubscribe/"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Stop these emails")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your emails from the working group")
+    expect(page.get_by_role("heading", level=2)).to_have_text("Stop these emails")
     button = page.get_by_role("button", name="Stop these emails")
     expect(button).to_be_visible()
     expect(page.get_by_text(ENGLISH_MEMBER)).to_be_visible()

@@ -62,6 +62,65 @@ MEETING = {
     "rsvp_url": "https://wg.example/rsvp/abc",
     "answer_urls": {a: f"https://wg.example/rsvp/abc?answer={a}" for a in ("yes", "no", "maybe")},
 }
+CONTEXTS[names.ANNOUNCEMENT] = {
+    "subject": "សេចក្ដីប្រកាស៖ សាលក្រមនឹងត្រូវប្រកាសនៅថ្ងៃទី ២២ ខែកញ្ញា",
+    "body_text": "សូមជម្រាបជូនថា សាលក្រមនឹងត្រូវប្រកាស។",
+    "body_html": "<p>សូមជម្រាបជូនថា សាលក្រមនឹងត្រូវប្រកាស។</p>",
+}
+CONTEXTS[names.DIGEST] = {
+    "since": "2026-12-01T00:30:00+00:00",
+    "now": "2026-12-02T00:30:00+00:00",
+    "zone": "Asia/Phnom_Penh",
+    "weekly": False,
+    "pending": [
+        {
+            "organisation": "Riverbank",
+            "applicant": "Amara",
+            "email": "a@r.example",
+            "waited_days": 2,
+            "waited_hours": 50,
+            "review_url": "https://wg.example/review/abc",
+        }
+    ],
+    "meetings": [
+        {
+            "title": "Monthly meeting",
+            "title_km": "កិច្ចប្រជុំប្រចាំខែ",
+            "starts_at": "2026-12-10T07:00:00+00:00",
+            "tally": {"yes": 1, "no": 1, "maybe": 0, "none": 1},
+            "invited": 3,
+            "organisations": [
+                {
+                    "name": "Riverbank",
+                    "people": [
+                        {
+                            "name": "Amara",
+                            "answer": "yes",
+                            "via": "email",
+                            "substitute": "Sokha",
+                            "note": "late",
+                        }
+                    ],
+                }
+            ],
+            "waiting": ["Chea"],
+            "next_followup": "2026-12-08T01:00:00+00:00",
+            "nobody_attending": ["Legal Aid"],
+        }
+    ],
+    "news": {"new_members": ["Dara"], "unsubscribes": [], "bounces": ["x@y.example"]},
+    "answers_since": 2,
+    "failures": [{"id": 1, "recipient": "gone@y.example", "error": "550 no such user"}],
+    "attention": [
+        {
+            "sender": "a@b.example",
+            "subject": "Re: Invitation",
+            "detail": "unclear",
+            "excerpt": "I will check",
+        }
+    ],
+    "outbox": {"queued": 0, "failed": 1, "oldest_queued_at": None},
+}
 for _name in (
     names.MEETING_INVITATION,
     names.MEETING_FOLLOWUP,

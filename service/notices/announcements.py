@@ -1,0 +1,168 @@
+"""Announcements: news to every member who wants it, in their language, through the outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+import markdown
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from emails import names
+from service import audit, outbox, tokens
+from service.config import settings
+from service.models import (
+    Announcement,
+    Contact,
+    ContactStatus,
+    Organisation,
+    OrganisationStatus,
+    Suppression,
+    TokenPurpose,
+)
+from service.urls import external_url
+
+
+class AnnouncementError(ValueError):
+    """An announcement that cannot be sent as given; the message says why."""
+
+
+@dataclass(frozen=True)
+class AnnouncementReport:
+    announcement_id: int
+    queued: dict[str, int]
+    opted_out: int
+
+    def summary(self) -> str:
+        total = sum(self.queued.values())
+        by_language = ", ".join(f"{lang} {count}" for lang, count in sorted(self.queued.items()))
+        return (
+            f"announcement {self.announcement_id}: queued {total} ({by_language}); "
+            f"not sent to {self.opted_out} who unsubscribed, bounced or want meeting mail only"
+        )
+
+
+def render_markdown(text: str) -> str:
+    """HTML for an email body; raw HTML in the source is shown as text, not run."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return markdown.markdown(escaped, extensions=["sane_lists"], output_format="html")
+
+
+def _shared(subject: str, body: str) -> dict[str, str]:
+    return {
+        "subject": subject.strip(),
+        "body_text": body.strip(),
+        "body_html": render_markdown(body),
+    }
+
+
+def announce(
+    db: Session,
+    *,
+    subject_en: str,
+    body_en: str,
+    subject_km: str = "",
+    body_km: str = "",
+    test: bool = False,
+    now: datetime,
+) -> AnnouncementReport:
+    """Queue an announcement to every active member who wants announcements (or, as a test,
+    to the coordinators only). Members get the Khmer version when there is one."""
+    for label, value in (("subject", subject_en), ("subject-km", subject_km)):
+        if "\n" in value or "\r" in value:
+            raise AnnouncementError(f"the {label} must be one line")
+    if not subject_en.strip() or not body_en.strip():
+        raise AnnouncementError("an announcement needs a subject and a body")
+    if bool(subject_km.strip()) != bool(body_km.strip()):
+        raise AnnouncementError("give both the Khmer subject and the Khmer body, or neither")
+    item = Announcement(
+        subject_en=subject_en.strip(),
+        subject_km=subject_km.strip(),
+        body_en=body_en,
+        body_km=body_km,
+        test=test,
+        created_at=now,
+    )
+    db.add(item)
+    db.flush()
+    english = _shared(subject_en, body_en)
+    shared = {"en": english, "km": _shared(subject_km, body_km) if subject_km else english}
+    recipients, opted_out = _coordinators(item) if test else _members(db, item, now=now)
+    outbox.enqueue_many(
+        db, names.ANNOUNCEMENT, recipients, shared=shared, now=now, topic=f"announcement:{item.id}"
+    )
+    item.queued = len(recipients)
+    queued: dict[str, int] = {}
+    for recipient in recipients:
+        queued[recipient["lang"]] = queued.get(recipient["lang"], 0) + 1
+    audit.record(db, "announcement.queued", item, at=now, queued=len(recipients), test=test)
+    db.flush()
+    return AnnouncementReport(item.id, queued, opted_out)
+
+
+def _coordinators(item: Announcement) -> tuple[list[dict[str, object]], int]:
+    config = settings()
+    preview = {
+        "url": external_url("membership.unsubscribe", token="preview"),
+        "mailto": f"mailto:{_mailbox()}?subject=unsubscribe%20preview",
+    }
+    return [
+        {
+            "to": address,
+            "lang": config.coordinator_language,
+            "dedupe_key": f"announce:{item.id}:{address}",
+            "context": {"list_unsubscribe": preview},
+        }
+        for address in config.coordinator_emails
+    ], 0
+
+
+def _mailbox() -> str:
+    return settings().reply_to.rpartition("<")[2].rstrip(">")
+
+
+def _members(
+    db: Session, item: Announcement, *, now: datetime
+) -> tuple[list[dict[str, object]], int]:
+    rows = db.execute(
+        select(
+            Contact.id,
+            Contact.email,
+            Contact.name,
+            Contact.language,
+            Contact.public_id,
+            Contact.wants_announcements,
+            Suppression.id,
+        )
+        .join(Organisation)
+        .outerjoin(Suppression, Suppression.email == Contact.email)
+        .where(
+            Contact.status == ContactStatus.ACTIVE, Organisation.status == OrganisationStatus.ACTIVE
+        )
+        .order_by(Contact.id)
+    ).all()
+    wanted = [r for r in rows if r.wants_announcements and r[6] is None]
+    raws = tokens.issue_many(
+        db, TokenPurpose.UNSUBSCRIBE, [(r.id, r.email) for r in wanted], now=now
+    )
+    mailbox = _mailbox()
+    # One URL built, then each token appended: building 100,000 URLs one by one is slow.
+    base = external_url("membership.unsubscribe", token="TOKEN").rsplit("TOKEN", 1)[0]
+    recipients = [
+        {
+            "to": r.email,
+            "to_name": r.name,
+            "lang": r.language.value,
+            "dedupe_key": f"announce:{item.id}:{r.public_id}",
+            "context": {
+                "list_unsubscribe": {
+                    "url": base + raw,
+                    "mailto": f"mailto:{mailbox}?subject={quote('unsubscribe ' + raw)}",
+                }
+            },
+        }
+        for r, raw in zip(wanted, raws, strict=True)
+    ]
+    return recipients, len(rows) - len(wanted)
