@@ -6,9 +6,7 @@ import logging
 import signal
 import sys
 import threading
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -21,6 +19,7 @@ from emails.transport import Transport
 from scheduler import jobs
 from scheduler.leader import Leadership
 from scheduler.runner import add_jobs
+from service.cliutil import parse_moment
 from service.clock import now as clock_now
 from service.config import settings
 from service.db import get_database
@@ -102,17 +101,6 @@ def scheduler_command() -> None:
         leadership.release()
 
 
-def parse_now(value: str, zone: str) -> datetime:
-    """An ISO time; a naive one is read in the group's time zone."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO date and time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(zone))
-    return moment.astimezone(ZoneInfo("UTC"))
-
-
 @click.command("tick")
 @click.option("--now", "now_text", metavar="ISO", help="Simulate the clock (naive = WG_TIMEZONE).")
 @with_appcontext
@@ -120,7 +108,7 @@ def tick_command(now_text: str | None) -> None:
     """One scheduler pass, then exit: enqueue what is due and deliver the outbox."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = settings(app)
-    moment = parse_now(now_text, config.timezone) if now_text else clock_now(app)
+    moment = parse_moment(now_text) if now_text else clock_now(app)
     with Transport(config.smtp()) as transport:
         report = jobs.tick(app, OutboxSender(app, transport, now=lambda: moment), moment)
     click.echo(report.summary())

@@ -32,18 +32,7 @@ def issue(
     holder: str = "",
 ) -> str:
     """Store a new token's hash and return the raw token, which only the link carries."""
-    raw = secrets.token_urlsafe(TOKEN_BYTES)
-    db.add(
-        Token(
-            digest=_digest(raw),
-            purpose=purpose,
-            subject_id=subject_id,
-            holder=holder,
-            created_at=now,
-            expires_at=expires_at,
-        )
-    )
-    return raw
+    return issue_many(db, purpose, [(subject_id, holder)], now=now, expires_at=expires_at)[0]
 
 
 def issue_many(

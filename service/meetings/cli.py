@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from service.cliutil import parse_moment
 from service.clock import now
 from service.config import settings
 from service.db import session_scope
@@ -19,17 +20,6 @@ from service.meetings import operations
 from service.meetings.operations import MeetingDetails, MeetingError
 from service.meetings.schedule import RuleError
 from service.models import Invitation, Meeting
-
-
-def parse_moment(value: str) -> datetime:
-    """An ISO date and time; one without offset is in WG_TIMEZONE."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO date and time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(settings().timezone))
-    return moment.astimezone(ZoneInfo("UTC"))
 
 
 def parse_days(value: str) -> tuple[int, ...]:

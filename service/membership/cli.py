@@ -17,6 +17,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import IntegrityError
 
+from service.cliutil import parse_moment
 from service.clock import now
 from service.config import settings
 from service.db import get_database
@@ -116,19 +117,6 @@ def members_export(output_format: str, output: IO[bytes]) -> None:
     output.flush()
 
 
-def _since(value: str | None) -> datetime | None:
-    """An ISO date and time; one without offset is in WG_TIMEZONE."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO date and time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(settings().timezone))
-    return moment.astimezone(ZoneInfo("UTC"))
-
-
 @click.command("audit")
 @click.option("--since", metavar="ISO", help="Only events from then on (naive: WG_TIMEZONE).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
@@ -136,7 +124,7 @@ def _since(value: str | None) -> datetime | None:
 def audit_command(since: str | None, as_json: bool) -> None:
     """The audit log, oldest first: who changed what, and when."""
     with get_database().read_sessions() as db:
-        events = roster.audit_events(db, since=_since(since))
+        events = roster.audit_events(db, since=parse_moment(since) if since else None)
     if as_json:
         click.echo(json.dumps(events, indent=2, ensure_ascii=False))
         return

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
+from service.cliutil import parse_moment
 from service.clock import now
 from service.db import session_scope
-from service.meetings.cli import parse_moment
 from service.notices import digest
 from service.notices.announcements import AnnouncementError, announce
 
