@@ -265,6 +265,7 @@ def _complete(settings: Settings, instance_path: Path) -> Settings:
     if not settings.secret_key:
         changes["secret_key"] = development_secret_key(instance_path)
     if not settings.database_url:
+        instance_path.mkdir(parents=True, exist_ok=True)  # SQLite makes the file, not the folder
         changes["database_url"] = f"sqlite:///{instance_path / 'wg.sqlite3'}"
     host = urlsplit(settings.base_url).hostname or "localhost"
     domain = host if "." in host and not host.replace(".", "").isdigit() else "localhost"

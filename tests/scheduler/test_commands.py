@@ -190,3 +190,35 @@ def test_wg_run_serves_the_join_form_and_shows_caught_mail(tmp_path):
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=30)[0]
     assert server.returncode == 0, output
+
+
+def test_wg_web_serves_under_gunicorn(tmp_path):
+    port = free_port()
+    environment = {
+        "PATH": os.environ["PATH"],
+        "WG_INSTANCE_PATH": str(tmp_path / "instance"),
+        "WG_SECRET_KEY": "test",
+    }
+    wg(environment, "db", "upgrade")
+    server = subprocess.Popen(
+        [WG, "web", "--port", str(port), "--workers", "2"],
+        env=environment,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        opener = urllib.request.build_opener()
+        for _ in range(100):
+            try:
+                health = _get(opener, f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert '"status":"ok"' in health.replace(" ", "")
+        assert "Join the working group" in _get(opener, f"http://127.0.0.1:{port}/join")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0]
+    assert "Booting worker" in output
