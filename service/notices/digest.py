@@ -81,7 +81,7 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
                 "applicant": request.submitted["name"],
                 "email": request.email,
                 "waited_days": waited.days,
-            "waited_hours": int(waited.total_seconds() // 3600),
+                "waited_hours": int(waited.total_seconds() // 3600),
                 "new": (request.confirmed_at or request.created_at) > since,
                 "public_id": request.public_id,
                 "id": request.id,
@@ -247,6 +247,11 @@ def enqueue_if_due(db: Session, *, now: datetime) -> int:
         return 0
     plan = collect(db, now=now)
     if not plan.is_news and not weekly:
+        # Remember that today was quiet, so later ticks skip the work of collecting again;
+        # the record also carries which failures were already reported.
+        outbox.enqueue(db, names.DIGEST, to=settings().coordinator_emails[0], lang="en",
+                       dedupe_key=f"{key}quiet", context=plan.context, now=now,
+                       skipped_because="nothing new to report")
         return 0
     return _enqueue(db, plan, day=day, weekly=weekly, now=now)
 
