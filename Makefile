@@ -28,6 +28,11 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check service forms emails scheduler tests
 	$(BIN)/python -m pytest
 
+# Benchmarks of the sending path (docs/performance.md): one table, bench/results.json.
+# BENCH_QUICK=1 runs every figure at a tenth of the size; BENCH_ARGS=--large sends to 100,000.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check service forms emails scheduler tests
 

@@ -484,7 +484,10 @@ def _body(content: str) -> tuple[bytes, bytes]:
         use_base64 = len(qp) > sniff_base64
     if use_base64:
         data = b"\r\n".join(lines) + b"\r\n"
-        return b"base64", base64.encodebytes(data).replace(b"\n", b"\r\n")
+        # As the email package writes it: 57 bytes (76 characters) a line.
+        encoded = binascii.b2a_base64(data, newline=False)
+        wrapped = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+        return b"base64", b"\r\n".join(wrapped) + b"\r\n"
     data = b"\r\n".join(lines) + b"\r\n"
     return b"quoted-printable", binascii.b2a_qp(data, istext=True)
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the sending path: `make bench` (see docs/performance.md)."""
