@@ -12,16 +12,16 @@ import json
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from emails import Sender, Unsubscribe, compose, new_message_id
@@ -423,13 +423,10 @@ def _mark(row: OutboundEmail, result: SendResult, now: datetime) -> None:
         row.last_error = result.detail[:1000]
 
 
-# Marks are written in groups: after this many answers, or this many seconds after the first
-# unwritten one, whichever comes first, and before each claim. A crash repeats only messages the
-# server had accepted but that were not marked yet: normally at most MARK_EVERY (or MARK_WITHIN
-# seconds of sending), and never more than the rows claimed and not yet marked, which the
-# sender keeps under one and a half batches.
-MARK_EVERY = 64
-MARK_WITHIN = 0.25
+# Each connection waits until its last answer is marked before it sends again, so a crash
+# repeats at most one message per connection (accepted by the server, not yet marked).
+# Answers that arrive together are marked together, in one transaction.
+MARK_WAIT = 0.25
 
 
 @dataclass
@@ -442,6 +439,7 @@ class _Job:
     shared_key: str | None
     data: bytes = b""
     result: SendResult | None = None
+    marked: threading.Event = field(default_factory=threading.Event)
 
 
 class OutboxSender:
@@ -472,6 +470,7 @@ class OutboxSender:
         per_connection = -(-3 * batch_size // (2 * self.connections))
         self.lease = timedelta(seconds=per_connection * transport.settings.timeout * 2 + 60)
         self._stopping = threading.Event()
+        self._marker: Connection | None = None
 
     def stop(self) -> None:
         """Finish the batch in flight, then return from run_once (a clean shutdown)."""
@@ -490,7 +489,6 @@ class OutboxSender:
         threads: list[threading.Thread] = []
         in_flight = 0
         unmarked: list[_Job] = []
-        first_unmarked = 0.0
         exhausted = False
         try:
             while True:
@@ -514,21 +512,18 @@ class OutboxSender:
                 if in_flight == 0:
                     break
                 try:
-                    job = done.get(timeout=MARK_WITHIN)
+                    answered = [done.get(timeout=MARK_WAIT)]
                 except queue.Empty:
-                    job = None
-                if job is not None:
-                    if not unmarked:
-                        first_unmarked = time.monotonic()
-                    unmarked.append(job)
-                    in_flight -= 1
-                if unmarked and (
-                    len(unmarked) >= MARK_EVERY
-                    or in_flight == 0
-                    or time.monotonic() - first_unmarked >= MARK_WITHIN
-                ):
-                    self._record(unmarked, report, clock())
-                    unmarked = []
+                    continue
+                while True:  # whatever else has been answered meanwhile joins this group
+                    try:
+                        answered.append(done.get_nowait())
+                    except queue.Empty:
+                        break
+                in_flight -= len(answered)
+                unmarked = answered
+                self._record(unmarked, report, clock())
+                unmarked = []
         finally:
             if in_flight or unmarked:
                 # Something broke mid-run: drop what is not sent yet, keep what the server
@@ -541,7 +536,17 @@ class OutboxSender:
                             break
             claimed.put(None)  # the builder passes one stop on to each connection
             for thread in threads:
-                thread.join()
+                while thread.is_alive():
+                    # A connection may wait for a mark that will not come now: let it go; what
+                    # it sent is recorded below or handed back with the leases.
+                    for job in unmarked:
+                        job.marked.set()
+                    try:
+                        late = done.get(timeout=0.05)
+                    except queue.Empty:
+                        continue
+                    late.marked.set()
+                    unmarked.append(late)
             if in_flight or unmarked:
                 while True:
                     try:
@@ -553,6 +558,9 @@ class OutboxSender:
                 finally:
                     with get_database(self.app).transaction() as db:
                         release_leases(db, self.owner)
+            if self._marker is not None:
+                self._marker.close()
+                self._marker = None
         return report
 
     def _start_threads(
@@ -632,36 +640,38 @@ class OutboxSender:
                 job.result = SendResult(Outcome.RETRY, None, f"could not send: {exc}")
             job.data = b""
             done.put(job)
+            job.marked.wait()  # at most one answered-but-unmarked message per connection
+
+    def _mark_sent(self, row_ids: list[int], now: datetime) -> None:
+        """Mark sent rows over one connection held for the run: each connection waits for
+        this commit before it sends again, so it must cost one round trip, not a checkout."""
+        if self._marker is None:
+            self._marker = get_database(self.app).engine.connect()
+            if self._marker.dialect.name == "postgresql":
+                # The mark must survive this process dying, not the database server itself:
+                # without the WAL flush a commit costs far less, and a server crash could at
+                # worst repeat the last fraction of a second of sends.
+                self._marker.exec_driver_sql("SET synchronous_commit TO OFF")
+                self._marker.commit()
+        with self._marker.begin():
+            if self._marker.dialect.name == "postgresql":
+                # One statement a group: a round trip per row costs more than the update.
+                self._marker.execute(_MARK_SENT_MANY, {"row_ids": row_ids, "now": now})
+            else:  # SQLite: one prepared statement run for each row, all in C
+                self._marker.execute(_MARK_SENT, [{"row_id": i, "now": now} for i in row_ids])
 
     def _record(self, finished: list[_Job], report: DeliveryReport, now: datetime) -> None:
-        """Mark answered rows in one transaction: the sent ones in one executemany."""
+        """Mark answered rows: the sent ones in one statement, the others through the ORM."""
         if not finished:
             return
         sent = [job.row.id for job in finished if job.result and job.result.outcome is Outcome.SENT]
-        with get_database(self.app).transaction() as db:
-            if sent and db.get_bind().dialect.name == "postgresql":
-                # One statement a group: a round trip per row costs more than the update.
-                db.execute(
-                    update(OutboundEmail)
-                    .where(OutboundEmail.id.in_(sent))
-                    .values(
-                        status=OutboxStatus.SENT,
-                        sent_at=now,
-                        last_error="",
-                        attempts=OutboundEmail.attempts + 1,
-                        lease_owner="",
-                        lease_expires_at=None,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            elif sent:  # SQLite: one prepared statement run for each row, all in C
-                db.connection().execute(
-                    _MARK_SENT, [{"row_id": row_id, "now": now} for row_id in sent]
-                )
-            for job in finished:
+        if sent:
+            self._mark_sent(sent, now)
+        unsent = [job for job in finished if job.result and job.result.outcome is not Outcome.SENT]
+        with get_database(self.app).transaction() if unsent else nullcontext() as db:
+            for job in unsent:
                 result = job.result
-                if result is None or result.outcome is Outcome.SENT:
-                    continue
+                assert result is not None
                 row = db.get(OutboundEmail, job.row.id)
                 if row is None:  # pragma: no cover - rows are never deleted
                     continue
@@ -672,10 +682,24 @@ class OutboxSender:
                     report.retried += 1
                 report.errors.append(f"{row.recipient}: {result.detail}")
         report.sent += len(sent)
+        for job in finished:
+            job.marked.set()
 
 
 _OUTBOX = OutboundEmail.__table__
 # What `_mark` does to a sent row, as one statement run for many rows at once.
+_MARK_SENT_MANY = (
+    _OUTBOX.update()
+    .where(_OUTBOX.c.id.in_(bindparam("row_ids", expanding=True)))
+    .values(
+        status=OutboxStatus.SENT,
+        sent_at=bindparam("now"),
+        last_error="",
+        attempts=_OUTBOX.c.attempts + 1,
+        lease_owner="",
+        lease_expires_at=None,
+    )
+)
 _MARK_SENT = (
     _OUTBOX.update()
     .where(_OUTBOX.c.id == bindparam("row_id"))
