@@ -45,10 +45,24 @@ class EmailAddress:
         if has_control_characters(field.data):
             raise ValidationError(_l("Enter an email address such as name@example.org."))
         try:
-            result = validate_email(field.data.strip(), check_deliverability=False)
+            field.data = mailable_address(field.data)
         except EmailNotValidError:
             raise ValidationError(_l("Enter an email address such as name@example.org.")) from None
-        field.data = result.normalized.lower()
+        except NonAsciiMailbox:
+            raise ValidationError(_l("Write the part before the @ in Latin letters.")) from None
+
+
+class NonAsciiMailbox(ValueError):
+    """An address whose part before the @ is not ASCII (it would need SMTPUTF8 everywhere)."""
+
+
+def mailable_address(value: str) -> str:
+    """The address as mail headers carry it: checked, lower-cased, an international domain
+    in its ASCII form (xn--...). Raises EmailNotValidError or NonAsciiMailbox."""
+    result = validate_email(value.strip(), check_deliverability=False)
+    if result.ascii_email is None:
+        raise NonAsciiMailbox(value)
+    return result.ascii_email.lower()
 
 
 class Phone:

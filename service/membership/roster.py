@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from forms.validators import normalise_phone
+from forms.validators import NonAsciiMailbox, mailable_address, normalise_phone
 from service import audit
 from service.db import insert_ignoring_duplicates
 from service.models import (
@@ -288,10 +288,12 @@ def _check_row(line: int, values: dict[str, str], columns: dict[str, int]) -> Ro
 
 def _email(value: str, reasons: list[str]) -> str:
     try:
-        return validate_email(value, check_deliverability=False).normalized.lower()
+        return mailable_address(value)
     except EmailNotValidError as exc:
         reasons.append(f"invalid email {_shown(value)}: {str(exc).rstrip('.')}")
-        return ""
+    except NonAsciiMailbox:
+        reasons.append(f"invalid email {_shown(value)}: the part before the @ is not ASCII")
+    return ""
 
 
 def parse_roster(data: bytes) -> Roster:

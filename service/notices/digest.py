@@ -249,9 +249,16 @@ def enqueue_if_due(db: Session, *, now: datetime) -> int:
     if not plan.is_news and not weekly:
         # Remember that today was quiet, so later ticks skip the work of collecting again;
         # the record also carries which failures were already reported.
-        outbox.enqueue(db, names.DIGEST, to=settings().coordinator_emails[0], lang="en",
-                       dedupe_key=f"{key}quiet", context=plan.context, now=now,
-                       skipped_because="nothing new to report")
+        outbox.enqueue(
+            db,
+            names.DIGEST,
+            to=settings().coordinator_emails[0],
+            lang="en",
+            dedupe_key=f"{key}quiet",
+            context=plan.context,
+            now=now,
+            skipped_because="nothing new to report",
+        )
         return 0
     return _enqueue(db, plan, day=day, weekly=weekly, now=now)
 

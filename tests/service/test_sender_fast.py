@@ -118,9 +118,7 @@ def test_a_large_send_is_claimed_in_batches_and_every_row_ends_sent_once(
     )
 
 
-def test_refused_and_unbuildable_messages_are_marked_alone_in_a_batch(
-    app, clock, db, smtp_server
-):
+def test_refused_and_unbuildable_messages_are_marked_alone_in_a_batch(app, clock, db, smtp_server):
     queue_send(app, clock, 5)
     smtp_server.refuse(address(1), "550 5.1.1 no such user")
     smtp_server.refuse(address(2), "451 4.3.0 mailbox busy")
