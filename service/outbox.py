@@ -199,35 +199,8 @@ class DeliveryReport:
         return self.sent + self.retried + self.failed + self.expired + self.suppressed
 
 
-def claim(
-    db: Session, *, owner: str, now: datetime, limit: int, lease: timedelta
-) -> list[OutboundEmail]:
-    """Take up to `limit` due rows under a lease for `owner`; other senders skip them."""
-    due = (
-        select(OutboundEmail)
-        .where(
-            OutboundEmail.status == OutboxStatus.QUEUED,
-            OutboundEmail.not_before <= now,
-            or_(OutboundEmail.lease_expires_at.is_(None), OutboundEmail.lease_expires_at < now),
-        )
-        .order_by(OutboundEmail.not_before, OutboundEmail.id)
-        .limit(limit)
-    )
-    if db.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    # On SQLite the transaction began with BEGIN IMMEDIATE, which already excludes other writers.
-    rows = list(db.scalars(due))
-    for row in rows:
-        row.lease_owner = owner
-        row.lease_expires_at = now + lease
-    db.flush()
-    _attach_shared_context(db, rows)
-    return rows
-
-
-def _attach_shared_context(db: Session, rows: list[OutboundEmail]) -> None:
-    """Give each row what its send has in common, loaded once per batch, as `row.shared`
-    (a plain attribute: it is never written back to the row)."""
+def _attach_shared_context(db: Session, rows: list[_Claimed]) -> None:
+    """Give each claimed row what its send has in common, loaded once per batch."""
     ids = {row.shared_context_id for row in rows if row.shared_context_id is not None}
     if not ids:
         return
@@ -288,28 +261,6 @@ def enqueue_many(
     return len(recipients)
 
 
-def _is_suppressed(db: Session, address: str) -> bool:
-    if db.scalar(select(Suppression.id).where(Suppression.email == address)):
-        return True
-    status = db.scalar(select(Contact.status).where(Contact.email == address))
-    return status in SUPPRESSED_STATUSES
-
-
-def _settle_without_sending(db: Session, row: OutboundEmail, now: datetime) -> OutboxStatus | None:
-    """Expire or suppress `row` when it must not be sent; None when it may go."""
-    if row.not_after is not None and row.not_after <= now:
-        row.status = OutboxStatus.EXPIRED
-        row.last_error = f"not sent: its time ended at {row.not_after.isoformat()}"
-    elif row.list_mail and _is_suppressed(db, row.recipient):
-        row.status = OutboxStatus.SUPPRESSED
-        row.last_error = "not sent: the address is suppressed"
-    else:
-        return None
-    row.lease_owner = ""
-    row.lease_expires_at = None
-    return row.status
-
-
 def _suppressed_among(db: Session, addresses: list[str]) -> set[str]:
     """The addresses among `addresses` that must get no list mail: a few queries a batch."""
     found: set[str] = set()
@@ -357,10 +308,14 @@ class _Claimed:
         self.shared: dict[str, Any] | None = None
 
 
-def _claim_for_sending(
+def claim(
     db: Session, *, owner: str, now: datetime, limit: int, lease: timedelta
 ) -> list[_Claimed]:
-    """The rows `claim` would take, leased the same way, read as plain values."""
+    """Take up to `limit` due rows under a lease for `owner`; other senders skip them.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED; on SQLite the transaction began with
+    BEGIN IMMEDIATE, which already excludes other writers.
+    """
     due = (
         select(*(getattr(OutboundEmail, name) for name in _CLAIMED_COLUMNS))
         .where(
@@ -382,7 +337,7 @@ def _claim_for_sending(
             .values(lease_owner=owner, lease_expires_at=now + lease)
             .execution_options(synchronize_session=False)
         )
-    _attach_shared_context(db, rows)  # type: ignore[arg-type]
+    _attach_shared_context(db, rows)
     return rows
 
 
@@ -587,7 +542,7 @@ class OutboxSender:
         """Claim a batch; settle what must not be sent; the jobs for the rest."""
         now = clock()
         with self.app.app_context(), get_database(self.app).transaction() as db:
-            rows = _claim_for_sending(
+            rows = claim(
                 db, owner=self.owner, now=now, limit=self.batch_size, lease=self.lease
             )
             suppressed = _suppressed_among(db, [row.recipient for row in rows if row.list_mail])
