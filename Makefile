@@ -25,7 +25,7 @@ run: $(VENV)/.installed
 # The suite runs against SQLite, and against PostgreSQL too when WG_TEST_DATABASE_URL is
 # set or a server answers on 127.0.0.1:5432 (tests/conftest.py decides).
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check service forms emails scheduler tests
+	$(BIN)/ruff check service forms emails scheduler tests bench
 	$(BIN)/python -m pytest
 
 # Benchmarks of the sending path (docs/performance.md): one table, bench/results.json.
@@ -34,7 +34,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check service forms emails scheduler tests
+	$(BIN)/ruff check service forms emails scheduler tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache
