@@ -91,7 +91,7 @@ def _moment(value: datetime | str) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _format_when(value: datetime | str, lang: str, zone: str, width: str = "full") -> str:
+def format_when(value: datetime | str, lang: str, zone: str, width: str = "full") -> str:
     """A moment as the reader says it: the day, the time without seconds, the zone's name."""
     tz = ZoneInfo(zone)
     moment = _moment(value).astimezone(tz)
@@ -120,7 +120,7 @@ def environment(lang: str) -> Environment:
     )
     env.install_gettext_translations(load_translations(str(TRANSLATIONS), lang), newstyle=True)
     env.globals["lang"] = lang
-    env.filters["when"] = lambda value, zone="UTC", width="full": _format_when(
+    env.filters["when"] = lambda value, zone="UTC", width="full": format_when(
         value, lang, zone, width
     )
     env.filters["day"] = lambda value, zone="UTC", width="full": _format_day(

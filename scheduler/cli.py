@@ -59,16 +59,19 @@ def run_command(host: str, port: int) -> None:
     transport = Transport(config.smtp())
     scheduler = BackgroundScheduler(timezone="UTC")
     sender = add_jobs(scheduler, app, transport)
-    scheduler.start()
-    _stop_on_sigterm()
-    click.echo(f"join form at http://{host}:{port}/join")
-    server = make_server(host, port, app, threaded=True)
+    server = None
     try:
+        scheduler.start()
+        _stop_on_sigterm()
+        server = make_server(host, port, app, threaded=True)
+        click.echo(f"join form at http://{host}:{port}/join")
         server.serve_forever()
     finally:
-        server.server_close()
+        if server is not None:
+            server.server_close()
         sender.stop()
-        scheduler.shutdown(wait=True)
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
         transport.close()
         if catcher is not None:
             catcher.stop()

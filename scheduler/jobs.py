@@ -18,6 +18,18 @@ class DueReport:
     meetings: meetings.DueReport
     digests: int
 
+    @property
+    def queued_anything(self) -> bool:
+        m = self.meetings
+        return bool(
+            self.digests
+            or m.meetings_created
+            or m.invited
+            or m.followed_up
+            or m.reminded
+            or m.skipped
+        )
+
     def summary(self) -> str:
         return f"{self.meetings.summary()}; digests {self.digests}"
 

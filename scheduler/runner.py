@@ -33,8 +33,9 @@ def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> Outb
     sender = OutboxSender(app, transport, now=lambda: now(app))
 
     def tick_job() -> None:
-        report = jobs.tick(app, sender, now(app))
-        if report.delivery.handled:
+        # Only the deliver job sends: one sender, one lease owner, in this process.
+        report = jobs.enqueue_due(app, now(app))
+        if report.queued_anything:
             log.info(report.summary())
 
     def deliver_job() -> None:

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from emails.compose import format_when
 from service.config import settings
 from service.db import get_database
 from service.i18n import current_language
@@ -84,6 +85,10 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, error_page)
     app.register_error_handler(Exception, _unexpected_error)
     app.context_processor(_page_globals)
+    # Meeting times on pages read as they do in the emails: day, time, the zone's name.
+    app.jinja_env.filters["when"] = lambda value, zone: format_when(
+        value, current_language(), zone
+    )
 
 
 def _page_globals() -> dict[str, object]:

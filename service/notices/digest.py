@@ -41,6 +41,7 @@ UPCOMING = timedelta(days=45)
 FAILURE_MEMORY = timedelta(days=30)
 NEWS_ACTIONS = {
     "contact.activated": "new_members",
+    "contact.imported": "new_members",
     "contact.unsubscribed": "unsubscribes",
     "contact.suppressed": "bounces",
 }
