@@ -6,10 +6,14 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
 from werkzeug.serving import make_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -87,3 +91,15 @@ def page(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
         yield context.new_page()
     finally:
         context.close()
+
+
+def press_and_wait(page: Page, button: str, *, posts_to: str, status: int) -> None:
+    """Press a form's button, check the status of its POST to a path containing `posts_to`,
+    and return once the answer page has loaded, style sheet and all."""
+    page.evaluate("window.wgPageBeforeSending = true")
+    with page.expect_response(lambda r: r.request.method == "POST" and posts_to in r.url) as answer:
+        page.get_by_role("button", name=button).click()
+    assert answer.value.status == status
+    page.wait_for_function(
+        "() => !window.wgPageBeforeSending && document.readyState === 'complete'"
+    )

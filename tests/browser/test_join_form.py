@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import press_and_wait
+
 pytestmark = pytest.mark.browser
 
 APPLICANT = "amara@riverbank.example"
@@ -39,14 +41,7 @@ def _fill_join_form(page: Page, email: str) -> None:
 
 
 def _send(page: Page, expected_status: int) -> None:
-    """Press the form's button; return once the answer page has loaded, style sheet and all."""
-    page.evaluate("window.wgPageBeforeSending = true")
-    with page.expect_response(_is_join_post) as answer:
-        page.get_by_role("button", name="Send my request").click()
-    assert answer.value.status == expected_status
-    page.wait_for_function(
-        "() => !window.wgPageBeforeSending && document.readyState === 'complete'"
-    )
+    press_and_wait(page, "Send my request", posts_to="/join", status=expected_status)
 
 
 def test_applicant_corrects_a_validation_error_and_the_request_is_sent(

@@ -15,6 +15,7 @@ from service.db import session_scope
 from service.meetings import operations
 from service.meetings.operations import MeetingDetails
 from service.models import Contact, ContactStatus, Invitation, Rsvp
+from tests.browser.conftest import press_and_wait
 from tests.mail import ReceivedMail
 
 pytestmark = pytest.mark.browser
@@ -90,19 +91,8 @@ def _your_answer(page: Page):  # type: ignore[no-untyped-def]
     )
 
 
-def _is_rsvp_post(response) -> bool:  # type: ignore[no-untyped-def]
-    return response.request.method == "POST" and "/rsvp/" in response.url
-
-
 def _send_answer(page: Page, expected_status: int) -> None:
-    """Press "Send my answer"; return once the next page has loaded."""
-    page.evaluate("window.wgPageBeforeSending = true")
-    with page.expect_response(_is_rsvp_post) as answer:
-        page.get_by_role("button", name="Send my answer").click()
-    assert answer.value.status == expected_status
-    page.wait_for_function(
-        "() => !window.wgPageBeforeSending && document.readyState === 'complete'"
-    )
+    press_and_wait(page, "Send my answer", posts_to="/rsvp/", status=expected_status)
 
 
 def test_member_answers_from_the_invitation_link_and_changes_the_answer(
