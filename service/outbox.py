@@ -141,6 +141,13 @@ def build_message(
     context = {**shared, **row.context}
     calendar = context.pop("calendar", None)
     unsubscribe = context.pop("list_unsubscribe", None)
+    headers: dict[str, Any] = dict(
+        sender=sender,
+        to_name=row.recipient_name,
+        message_id=row.message_id,
+        date=row.created_at,
+        unsubscribe=Unsubscribe(**unsubscribe) if unsubscribe else None,
+    )
     if fast and calendar is None:
         own = {k: v for k, v in row.context.items() if k not in ("calendar", "list_unsubscribe")}
         common = {k: v for k, v in shared.items() if k not in own}
@@ -150,26 +157,12 @@ def build_message(
             row.template,
             row.recipient,
             row.language.value,
-            sender=sender,
-            to_name=row.recipient_name,
-            message_id=row.message_id,
-            date=row.created_at,
-            unsubscribe=Unsubscribe(**unsubscribe) if unsubscribe else None,
+            **headers,
             shared=common,
             shared_key=shared_key if len(common) == len(shared) else None,
             **own,
         )
-    message = compose(
-        row.template,
-        row.recipient,
-        row.language.value,
-        sender=sender,
-        to_name=row.recipient_name,
-        message_id=row.message_id,
-        date=row.created_at,
-        unsubscribe=Unsubscribe(**unsubscribe) if unsubscribe else None,
-        **context,
-    )
+    message = compose(row.template, row.recipient, row.language.value, **headers, **context)
     if calendar is not None:
         method = calendar.pop("method")
         event = MeetingEvent(
@@ -542,9 +535,7 @@ class OutboxSender:
         """Claim a batch; settle what must not be sent; the jobs for the rest."""
         now = clock()
         with self.app.app_context(), get_database(self.app).transaction() as db:
-            rows = claim(
-                db, owner=self.owner, now=now, limit=self.batch_size, lease=self.lease
-            )
+            rows = claim(db, owner=self.owner, now=now, limit=self.batch_size, lease=self.lease)
             suppressed = _suppressed_among(db, [row.recipient for row in rows if row.list_mail])
             sender = mail_sender()
             envelope = _envelope_sender(sender)
