@@ -103,3 +103,53 @@ def press_and_wait(page: Page, button: str, *, posts_to: str, status: int) -> No
     page.wait_for_function(
         "() => !window.wgPageBeforeSending && document.readyState === 'complete'"
     )
+
+
+# Every form control named (label, aria-label/-labelledby, or a button's own text), radio
+# groups each in one fieldset with a legend, no repeated ids; the honeypot (.trap) aside.
+UNNAMED_CONTROLS = """() => {
+  const text = (el) => (el ? el.textContent.trim() : '');
+  const problems = [];
+  const controls = [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(el => el.type !== 'hidden' && !el.closest('.trap'));
+  for (const el of controls) {
+    const label = el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
+    const labelledBy = (el.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean)
+      .map(id => text(document.getElementById(id))).join(' ');
+    const named = text(label) || (el.getAttribute('aria-label') || '').trim() || labelledBy
+      || (el.tagName === 'BUTTON' && text(el));  // a button is named by its own text
+    if (!named) problems.push(`${el.outerHTML.slice(0, 80)} has no label`);
+  }
+  const groups = new Map();
+  for (const radio of document.querySelectorAll('input[type=radio]')) {
+    if (radio.closest('.trap')) continue;
+    const fieldset = radio.closest('fieldset');
+    const legend = fieldset && fieldset.querySelector(':scope > legend');
+    if (!text(legend)) problems.push(`radio ${radio.id} is not in a fieldset with a legend`);
+    if (groups.has(radio.name) && groups.get(radio.name) !== fieldset)
+      problems.push(`radio group ${radio.name} is split over several fieldsets`);
+    groups.set(radio.name, fieldset);
+  }
+  const ids = [...document.querySelectorAll('[id]')].map(el => el.id);
+  const repeated = ids.filter((id, i) => ids.indexOf(id) !== i);
+  if (repeated.length) problems.push(`repeated ids: ${repeated}`);
+  return {problems, count: controls.length, groups: [...groups.keys()]};
+}"""
+
+
+def assert_fits_a_phone(page: Page) -> None:
+    """Nothing scrolls sideways or sticks out at the page's 360 px width."""
+    widths = page.evaluate(
+        "() => ({doc: document.documentElement.scrollWidth, body: document.body.scrollWidth,"
+        " viewport: window.innerWidth})"
+    )
+    assert widths["viewport"] == 360
+    assert widths["doc"] <= 360, f"the page scrolls sideways on a 360 px phone: {widths}"
+    assert widths["body"] <= 360, f"the page scrolls sideways on a 360 px phone: {widths}"
+    wider = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+             .filter(el => !el.closest('.trap, .skip-link, .visually-hidden'))
+             .filter(el => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+             .map(el => el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className)"""
+    )
+    assert wider == [], f"elements stick out past the right edge: {wider}"

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import press_and_wait
+from tests.browser.conftest import UNNAMED_CONTROLS, assert_fits_a_phone, press_and_wait
 
 pytestmark = pytest.mark.browser
 
@@ -114,19 +114,7 @@ def test_join_form_fits_a_phone_screen(page: Page, live_server: str, path: str, 
     expect(page.get_by_role("button")).to_be_visible()
     page.screenshot(path=screenshot, full_page=True)  # for people to look at; not asserted
 
-    widths = page.evaluate(
-        "() => ({doc: document.documentElement.scrollWidth, body: document.body.scrollWidth,"
-        " viewport: window.innerWidth})"
-    )
-    assert widths["viewport"] == 360
-    assert widths["doc"] <= 360, f"the page scrolls sideways on a 360 px phone: {widths}"
-    wider = page.evaluate(
-        """() => [...document.querySelectorAll('body *')]
-             .filter(el => !el.closest('.trap, .skip-link, .visually-hidden'))
-             .filter(el => el.getBoundingClientRect().right > window.innerWidth + 0.5)
-             .map(el => el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className)"""
-    )
-    assert wider == [], f"elements stick out past the right edge: {wider}"
+    assert_fits_a_phone(page)
 
 
 FOCUSED = """() => {
@@ -268,36 +256,6 @@ def test_text_has_enough_contrast(page: Page, live_server: str):
         assert measured, f"found no {kind} ({selector}) to measure"
         too_faint += [{"kind": kind, **m} for m in measured if m["ratio"] < 4.5]
     assert too_faint == [], f"text below the WCAG AA contrast ratio of 4.5:1: {too_faint}"
-
-
-UNNAMED_CONTROLS = """() => {
-  const text = (el) => (el ? el.textContent.trim() : '');
-  const problems = [];
-  const controls = [...document.querySelectorAll('input, select, textarea, button')]
-    .filter(el => el.type !== 'hidden' && !el.closest('.trap'));
-  for (const el of controls) {
-    const label = el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
-    const labelledBy = (el.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean)
-      .map(id => text(document.getElementById(id))).join(' ');
-    const named = text(label) || (el.getAttribute('aria-label') || '').trim() || labelledBy
-      || (el.tagName === 'BUTTON' && text(el));  // a button is named by its own text
-    if (!named) problems.push(`${el.outerHTML.slice(0, 80)} has no label`);
-  }
-  const groups = new Map();
-  for (const radio of document.querySelectorAll('input[type=radio]')) {
-    if (radio.closest('.trap')) continue;
-    const fieldset = radio.closest('fieldset');
-    const legend = fieldset && fieldset.querySelector(':scope > legend');
-    if (!text(legend)) problems.push(`radio ${radio.id} is not in a fieldset with a legend`);
-    if (groups.has(radio.name) && groups.get(radio.name) !== fieldset)
-      problems.push(`radio group ${radio.name} is split over several fieldsets`);
-    groups.set(radio.name, fieldset);
-  }
-  const ids = [...document.querySelectorAll('[id]')].map(el => el.id);
-  const repeated = ids.filter((id, i) => ids.indexOf(id) !== i);
-  if (repeated.length) problems.push(`repeated ids: ${repeated}`);
-  return {problems, count: controls.length, groups: [...groups.keys()]};
-}"""
 
 
 def test_every_form_control_has_an_accessible_name(page: Page, live_server: str):

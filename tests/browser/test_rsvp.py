@@ -15,7 +15,7 @@ from service.db import session_scope
 from service.meetings import operations
 from service.meetings.operations import MeetingDetails
 from service.models import Contact, ContactStatus, Invitation, Rsvp
-from tests.browser.conftest import press_and_wait
+from tests.browser.conftest import UNNAMED_CONTROLS, assert_fits_a_phone, press_and_wait
 from tests.mail import ReceivedMail
 
 pytestmark = pytest.mark.browser
@@ -146,36 +146,6 @@ def test_khmer_member_sees_the_rsvp_page_in_khmer(
     expect(page.get_by_text("Will you attend?")).to_have_count(0)
 
 
-UNNAMED_CONTROLS = """() => {
-  const text = (el) => (el ? el.textContent.trim() : '');
-  const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
-  const problems = [];
-  const controls = [...document.querySelectorAll('input, select, textarea, button')]
-    .filter(el => el.type !== 'hidden' && visible(el));
-  for (const el of controls) {
-    const label = el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
-    const labelledBy = (el.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean)
-      .map(id => text(document.getElementById(id))).join(' ');
-    const named = text(label) || (el.getAttribute('aria-label') || '').trim() || labelledBy
-      || (el.tagName === 'BUTTON' && text(el));
-    if (!named) problems.push(`${el.outerHTML.slice(0, 80)} has no label`);
-  }
-  const groups = new Map();
-  for (const radio of document.querySelectorAll('input[type=radio]')) {
-    const fieldset = radio.closest('fieldset');
-    const legend = fieldset && fieldset.querySelector(':scope > legend');
-    if (!text(legend)) problems.push(`radio ${radio.id} is not in a fieldset with a legend`);
-    if (groups.has(radio.name) && groups.get(radio.name) !== fieldset)
-      problems.push(`radio group ${radio.name} is split over several fieldsets`);
-    groups.set(radio.name, fieldset);
-  }
-  const ids = [...document.querySelectorAll('[id]')].map(el => el.id);
-  const repeated = ids.filter((id, i) => ids.indexOf(id) !== i);
-  if (repeated.length) problems.push(`repeated ids: ${repeated}`);
-  return {problems, count: controls.length, groups: [...groups.keys()]};
-}"""
-
-
 def test_rsvp_page_fits_a_phone_and_every_control_is_labelled(
     page: Page, live_server: str, invitations: Invitations
 ):
@@ -183,20 +153,7 @@ def test_rsvp_page_fits_a_phone_and_every_control_is_labelled(
     expect(page.get_by_role("button", name="Send my answer")).to_be_visible()
     page.screenshot(path="/tmp/wg-rsvp-360.png", full_page=True)  # for people; not asserted
 
-    widths = page.evaluate(
-        "() => ({doc: document.documentElement.scrollWidth, body: document.body.scrollWidth,"
-        " viewport: window.innerWidth})"
-    )
-    assert widths["viewport"] == 360
-    assert widths["doc"] <= 360, f"the page scrolls sideways on a 360 px phone: {widths}"
-    assert widths["body"] <= 360, f"the page scrolls sideways on a 360 px phone: {widths}"
-    wider = page.evaluate(
-        """() => [...document.querySelectorAll('body *')]
-             .filter(el => !el.closest('.skip-link, .visually-hidden'))
-             .filter(el => el.getBoundingClientRect().right > window.innerWidth + 0.5)
-             .map(el => el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className)"""
-    )
-    assert wider == [], f"elements stick out past the right edge: {wider}"
+    assert_fits_a_phone(page)
 
     found = page.evaluate(UNNAMED_CONTROLS)
     assert found["problems"] == []
