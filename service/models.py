@@ -359,3 +359,31 @@ class Announcement(Base):
     test: Mapped[bool] = mapped_column(default=False)
     queued: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
+
+
+class DeliveryFault(Base):
+    """A fault of the service's own mail set-up (relay down, TLS, login, sender refused).
+
+    While one is open, members' mail waits instead of failing: the fault is ours, not theirs.
+    One row per channel ("smtp", "imap"); `cleared_at` is set once mail goes through again.
+    """
+
+    __tablename__ = "delivery_fault"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    since_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+
+
+class RateLimitCounter(Base):
+    """One fixed-window counter of the web's rate limits, shared by every worker and host."""
+
+    __tablename__ = "rate_limit_counter"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
