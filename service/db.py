@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -123,7 +123,26 @@ class Database:
 def init_app(app: Flask, url: str) -> Database:
     database = Database(url)
     app.extensions["wg.db"] = database
+    app.teardown_request(_close_request_session)
     return database
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def db_session() -> Session:
+    """This request's session; GET and HEAD get one that never takes the write lock."""
+    if "db" not in g:
+        database = get_database()
+        factory = database.read_sessions if request.method in SAFE_METHODS else database.sessions
+        g.db = factory()
+    return g.db
+
+
+def _close_request_session(_exc: BaseException | None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()  # rolls back whatever a failed request left uncommitted
 
 
 def get_database(app: Flask | None = None) -> Database:

@@ -4,38 +4,20 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, render_template, request
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from emails.compose import format_when
 from service.config import settings
-from service.db import get_database
 from service.i18n import current_language
 
 log = logging.getLogger(__name__)
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-
-
-def db_session() -> Session:
-    """This request's session; GET and HEAD get one that never takes the write lock."""
-    if "db" not in g:
-        database = get_database()
-        factory = database.read_sessions if request.method in SAFE_METHODS else database.sessions
-        g.db = factory()
-    return g.db
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()  # rolls back whatever a failed request left uncommitted
 
 
 def _security_headers(response: Response) -> Response:
@@ -80,7 +62,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(membership_bp)
     app.register_blueprint(meetings_bp)
     app.register_blueprint(devmail_bp)
-    app.teardown_request(_close_session)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, error_page)
     app.register_error_handler(Exception, _unexpected_error)

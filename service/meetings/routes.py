@@ -8,11 +8,11 @@ from flask_babel import gettext as _
 from forms import RsvpForm
 from service import tokens
 from service.clock import now
+from service.db import db_session
 from service.i18n import current_language
 from service.meetings import operations
 from service.meetings.operations import AnswerData
 from service.models import Invitation, Rsvp, TokenPurpose
-from service.web import db_session
 
 bp = Blueprint("meetings", __name__)
 

@@ -9,12 +9,12 @@ from forms import ConfirmForm, JoinForm, PreferencesForm, ReviewForm, Unsubscrib
 from service import tokens
 from service.clock import now
 from service.config import settings
+from service.db import db_session
 from service.extensions import limiter
 from service.i18n import current_language
 from service.membership import operations
 from service.membership.operations import Application
 from service.models import Contact, ContactStatus, Language, RequestStatus, TokenPurpose
-from service.web import db_session
 
 bp = Blueprint("membership", __name__)
 
