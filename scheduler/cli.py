@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import current_app
 from flask.cli import with_appcontext
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from emails.transport import Transport
 from scheduler import jobs
@@ -26,6 +26,7 @@ from service.db import get_database
 from service.devmail.catcher import start_catcher
 from service.devmail.routes import CATCHER_DIR
 from service.outbox import OutboxSender
+from service.web import redact_path
 
 
 def _configure_logging() -> None:
@@ -33,6 +34,14 @@ def _configure_logging() -> None:
     # The SMTP server and the scheduler log every connection and run; keep their warnings only.
     for noisy in ("mail.log", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _RedactingRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request log without the secrets that links carry in their paths."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.requestline = redact_path(self.requestline)
+        super().log_request(code, size)
 
 
 def _stop_on_sigterm() -> None:
@@ -63,7 +72,9 @@ def run_command(host: str, port: int) -> None:
     try:
         scheduler.start()
         _stop_on_sigterm()
-        server = make_server(host, port, app, threaded=True)
+        server = make_server(
+            host, port, app, threaded=True, request_handler=_RedactingRequestHandler
+        )
         click.echo(f"join form at http://{host}:{port}/join")
         server.serve_forever()
     finally:

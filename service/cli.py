@@ -10,7 +10,6 @@ import json
 import sys
 
 import click
-from flask import current_app
 from flask.cli import FlaskGroup, routes_command, shell_command
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -127,7 +126,7 @@ def members_list(as_json: bool) -> None:
 membership_cli.register(members, cli)
 
 
-@cli.command("web")
+@cli.command("web", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
@@ -135,7 +134,8 @@ def web_command(host: str, port: int, workers: int) -> None:
     """Serve the web pages with gunicorn (production). Run exactly one `wg scheduler` beside it."""
     from service.gunicorn import serve
 
-    serve(current_app, host=host, port=port, workers=workers)
+    _create_app()  # a bad setting stops here, with one line, before any worker starts
+    serve(_create_app, host=host, port=port, workers=workers)
 
 
 def main() -> None:

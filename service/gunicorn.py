@@ -1,18 +1,25 @@
-"""`wg web`: the app under gunicorn, configured from the command line."""
+"""`wg web`: the app under gunicorn, each worker building its own app from the factory.
+
+Nothing made in the master process reaches a worker: not an app, not an app context (whose
+`flask.g` would then be shared by every request the worker serves: one CSRF token, one
+language for everybody), not a database connection.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
-from service.db import get_database
+from service.web import redact_path
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
-        self.application = app
+    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
+        self.factory = factory
         self.options = options
         super().__init__()
 
@@ -21,23 +28,33 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        return self.application
+        # Called in each worker after the fork (preload_app is off).
+        return self.factory()
 
 
-def _fresh_connections(_server: Any, worker: Any) -> None:
-    # Connections opened by the master must not be shared by the forked workers.
-    get_database(worker.app.application).engine.dispose(close=False)
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """Gunicorn's access log without the secrets that links carry in their paths."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        path = redact_path(environ.get("PATH_INFO", ""))
+        atoms["U"] = path
+        atoms["r"] = f"{environ['REQUEST_METHOD']} {path} {environ['SERVER_PROTOCOL']}"
+        atoms["f"] = "-"
+        return atoms
 
 
-def serve(app: Flask, *, host: str, port: int, workers: int) -> None:
+def serve(factory: Callable[[], Flask], *, host: str, port: int, workers: int) -> None:
     WebServer(
-        app,
+        factory,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
+            "preload_app": False,
             "accesslog": "-",
+            "logger_class": RedactingLogger,
+            "access_log_format": '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms',
             "forwarded_allow_ips": "127.0.0.1",
             "graceful_timeout": 20,
-            "post_fork": _fresh_connections,
         },
     ).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, render_template, request
 from flask_babel import gettext as _
@@ -29,6 +30,15 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+# A path segment long enough to be a link's secret (tokens are 22 or more URL-safe characters).
+_SECRET_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_-]{16,}")
+
+
+def redact_path(path: str) -> str:
+    """`path` as logs may keep it: the secret of a token link replaced by `*`."""
+    return _SECRET_SEGMENT.sub("*", path)
+
+
 ERROR_MESSAGES = {
     400: lambda: _("The request could not be understood. Go back, check the form and try again."),
     404: lambda: _("This page or link does not exist. Check that you copied the whole link."),
@@ -48,7 +58,7 @@ def error_page(exc: HTTPException) -> tuple[str, int]:
 def _unexpected_error(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, HTTPException):
         return error_page(exc)
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", request.method, redact_path(request.path))
     return error_page(InternalServerError())
 
 
