@@ -2,8 +2,8 @@
 
 Nothing here raises for a delivery problem: every SMTP reply, dropped connection, TLS or login
 problem becomes a `SendResult`, so the caller only has to decide what to do with the outcome.
-Problems with our own configuration (TLS, login, unreachable server) are RETRY, never FAILED,
-because the member's address is fine and the mail must not be lost while the operator fixes it.
+Problems of our own set-up (unreachable relay, TLS, login, a refused envelope sender) are HELD,
+never FAILED: the member's address is fine, and the mail must wait while the operator mends it.
 """
 
 import enum
@@ -38,8 +38,8 @@ class SmtpSettings:
     timeout: float = 30.0  # seconds, for connect and every command
     connections: int = 1  # how many connections are kept open and reused
     rate_per_minute: int = 0  # 0 = no limit; else across all connections, burst <= connections
-    local_hostname: str | None = None
-    cafile: str | None = None  # extra CA to trust; verification is always on
+    local_hostname: str | None = None  # the EHLO name; None: this machine's FQDN
+    cafile: str | None = None  # a CA trusted besides the system's; verification is always on
 
     def __post_init__(self) -> None:
         # Accept plain strings from configuration ("starttls") and reject unknown ones early.
@@ -58,10 +58,19 @@ class Outcome(enum.StrEnum):
     SENT = "sent"
     RETRY = "retry"  # temporary: try again later
     FAILED = "failed"  # permanent: the server refused this message or recipient
+    HELD = "held"  # our set-up failed (relay, TLS, login, sender): wait, it is not the message
 
 
 # A reply whose text starts with an enhanced status code 5.7.x (RFC 3463: security or policy).
 _POLICY_REPLY = re.compile(r"\d{3}[ -]5\.7\.\d{1,3}(?!\d)")
+# A recipient refused because we may not relay: our login or relay set-up, not the member.
+_RELAY_DENIED = re.compile(
+    r"relay(ing)? (access )?(denied|not permitted)|authentication required", re.I
+)
+# The only refusal of MAIL FROM that is about the message rather than about us.
+_MESSAGE_TOO_BIG = 552
+# smtplib's own order of preference; one of them is tried, once.
+_AUTH_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
 
 
 @dataclass(frozen=True)
@@ -138,7 +147,7 @@ class Transport:
         # Built once: loading the system trust store is not free. Verification stays on.
         self._tls: ssl.SSLContext | None = None
         if settings.security != Security.NONE:
-            self._tls = ssl.create_default_context(cafile=settings.cafile)
+            self._tls = tls_context(settings.cafile)
         self._limiter: RateLimiter | None = None
         if settings.rate_per_minute > 0:
             self._limiter = RateLimiter(settings.rate_per_minute, burst=settings.connections)
@@ -242,16 +251,25 @@ class Transport:
                 conn.starttls(context=self._tls)
                 conn.ehlo()  # capabilities (AUTH) may differ once encrypted
             if s.username:
-                conn.login(s.username, s.password)
+                _login_once(conn, s.username, s.password)
         except BaseException:
             conn.close()
             raise
         return conn
 
+    def check(self) -> SendResult:
+        """Connect, secure and log in, then QUIT: SENT when the set-up works, else HELD."""
+        try:
+            conn = self._connect()
+        except (smtplib.SMTPException, OSError) as exc:
+            return self._setup_failure(exc)
+        _quit(conn)
+        return SendResult(Outcome.SENT, None, f"{self._where} accepts our session")
+
     def _setup_failure(self, exc: smtplib.SMTPException | OSError) -> SendResult:
-        """Describe why a connection could not be set up; always RETRY (it is not the message)."""
+        """Describe why a connection could not be set up; always HELD (it is not the message)."""
         where = self._where
-        retry = Outcome.RETRY
+        retry = Outcome.HELD
         if isinstance(exc, _StartTlsNotOffered):
             return SendResult(
                 retry, None, f"STARTTLS is not offered by {where}; check the SMTP security setting"
@@ -299,8 +317,16 @@ class Transport:
             refused = conn.sendmail(sender, [recipient], message, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient) or next(iter(exc.recipients.values()))
-            return _from_reply(code, text), _reset(conn)
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            result = _from_reply(code, text)
+            if code == 530 or (result.policy_rejection and _RELAY_DENIED.search(result.detail)):
+                result = _ours(result, "the relay refused to relay for us")
+            return result, _reset(conn)
+        except smtplib.SMTPSenderRefused as exc:
+            result = _from_reply(exc.smtp_code, exc.smtp_error)
+            if exc.smtp_code != _MESSAGE_TOO_BIG and result.outcome is not Outcome.SENT:
+                result = _ours(result, f"the relay refused our envelope sender {sender}")
+            return result, _reset(conn)
+        except smtplib.SMTPDataError as exc:
             return _from_reply(exc.smtp_code, exc.smtp_error), _reset(conn)
         except smtplib.SMTPNotSupportedError as exc:
             # Raised before anything is sent, when SMTPUTF8 is needed but not offered.
@@ -331,6 +357,34 @@ def _from_reply(code: int, text: bytes | str) -> SendResult:
     else:
         outcome = Outcome.RETRY
     return SendResult(outcome, code, _reply_line(code, text))
+
+
+def _ours(result: SendResult, what: str) -> SendResult:
+    """The same reply, HELD: it says something about our set-up, not about the member."""
+    return SendResult(Outcome.HELD, result.code, f"{what}: {result.detail}")
+
+
+def tls_context(cafile: str | None = None) -> ssl.SSLContext:
+    """A verifying client context: the system's trust, and `cafile`'s CA besides it."""
+    context = ssl.create_default_context()
+    if cafile:
+        context.load_verify_locations(cafile=cafile)
+    return context
+
+
+def _login_once(conn: smtplib.SMTP, username: str, password: str) -> None:
+    """Log in with one mechanism, once.
+
+    smtplib's login() tries every mechanism both sides know after a refusal, so a wrong
+    password costs two or three failures per connection, and fail2ban bans the sender.
+    """
+    offered = conn.esmtp_features.get("auth", "").upper().split()
+    mechanism = next((m for m in _AUTH_MECHANISMS if m in offered), None)
+    if mechanism is None:
+        raise smtplib.SMTPNotSupportedError("the server offers no login mechanism we know")
+    conn.user, conn.password = username, password
+    handler = getattr(conn, "auth_" + mechanism.lower().replace("-", "_"))
+    conn.auth(mechanism, handler, initial_response_ok=True)
 
 
 def _reply_line(code: int, text: bytes | str) -> str:

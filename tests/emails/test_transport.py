@@ -18,6 +18,7 @@ from emails.transport import (
     SendResult,
     SmtpSettings,
     Transport,
+    tls_context,
 )
 
 SENDER = "list@wg.example"
@@ -38,8 +39,9 @@ MESSAGE = (
 class RecordingHandler:
     """Accepts mail and records envelopes and each client connection (by peer) that said EHLO.
 
-    `rcpt_replies` / `data_replies` map a recipient to the reply given at RCPT / DATA instead
-    of accepting; `drop_data` lists recipients whose DATA makes the server hang up (once each).
+    `mail_reply` answers every MAIL FROM instead of accepting it; `rcpt_replies` /
+    `data_replies` map a recipient to the reply given at RCPT / DATA instead of accepting;
+    `drop_data` lists recipients whose DATA makes the server hang up (once each).
     """
 
     def __init__(
@@ -47,7 +49,9 @@ class RecordingHandler:
         rcpt_replies: dict[str, str] | None = None,
         data_replies: dict[str, str] | None = None,
         drop_data: set[str] | None = None,
+        mail_reply: str = "",
     ) -> None:
+        self.mail_reply = mail_reply
         self.rcpt_replies = rcpt_replies or {}
         self.data_replies = data_replies or {}
         self.drop_data = set(drop_data or ())
@@ -64,6 +68,13 @@ class RecordingHandler:
         if session.peer not in self.peers:
             self.peers.append(session.peer)
         return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.rcpt_replies:
@@ -322,6 +333,31 @@ def test_temporary_refusal_at_data_is_retry(start_server):
     assert result.policy_rejection is False  # only permanent 5.7.x counts
 
 
+def test_a_refused_envelope_sender_is_held_as_our_fault_not_the_members(start_server):
+    reply = "553 5.7.1 <noreply@wg.test>: Sender address rejected: not owned by user"
+    port = start_server(RecordingHandler(mail_reply=reply))
+
+    result = send_one(port)
+
+    assert result.outcome is Outcome.HELD
+    assert "envelope sender" in result.detail and "not owned by user" in result.detail
+
+
+def test_a_message_too_big_for_the_relay_fails_that_message(start_server):
+    port = start_server(RecordingHandler(mail_reply="552 5.3.4 Message size exceeds limit"))
+
+    assert send_one(port).outcome is Outcome.FAILED
+
+
+def test_relay_access_denied_at_rcpt_is_held_as_our_fault(start_server):
+    handler = RecordingHandler(
+        rcpt_replies={"member@example.org": "554 5.7.1 <member@example.org>: Relay access denied"}
+    )
+    port = start_server(handler)
+
+    assert send_one(port).outcome is Outcome.HELD
+
+
 def test_connection_is_reused_after_refusals(start_server):
     handler = RecordingHandler(
         rcpt_replies={
@@ -385,10 +421,10 @@ def test_connection_dropped_during_data_is_retry_and_next_send_uses_a_new_connec
     assert handler.sessions == 2
 
 
-def test_nothing_listening_is_retry_not_an_exception():
+def test_nothing_listening_is_held_not_an_exception():
     result = send_one(free_port(), timeout=2.0)
 
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is Outcome.HELD
     assert result.code is None
     assert "cannot connect" in result.detail
 
@@ -406,7 +442,7 @@ def test_starttls_with_a_trusted_certificate_delivers(start_server, server_tls, 
     assert handler.envelopes[0].original_content == MESSAGE
 
 
-def test_starttls_with_an_untrusted_certificate_is_retry_mentioning_the_certificate(
+def test_starttls_with_an_untrusted_certificate_is_held_mentioning_the_certificate(
     start_server, server_tls
 ):
     handler = RecordingHandler()
@@ -414,18 +450,18 @@ def test_starttls_with_an_untrusted_certificate_is_retry_mentioning_the_certific
 
     result = send_one(port, security=Security.STARTTLS)  # test CA not trusted
 
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is Outcome.HELD
     assert "certificate" in result.detail
     assert handler.envelopes == []
 
 
-def test_starttls_required_but_not_offered_is_retry_saying_so(start_server, cafile):
+def test_starttls_required_but_not_offered_is_held_saying_so(start_server, cafile):
     handler = RecordingHandler()
     port = start_server(handler)  # plain server without STARTTLS
 
     result = send_one(port, security="starttls", cafile=cafile)
 
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is Outcome.HELD
     assert "STARTTLS is not offered" in result.detail
     assert handler.envelopes == []
 
@@ -440,19 +476,23 @@ def test_implicit_tls_delivers(start_server, server_tls, cafile):
     assert handler.envelopes[0].original_content == MESSAGE
 
 
-def test_implicit_tls_with_an_untrusted_certificate_is_retry(start_server, server_tls):
+def test_implicit_tls_with_an_untrusted_certificate_is_held(start_server, server_tls):
     port = start_server(RecordingHandler(), ssl_context=server_tls)
 
     result = send_one(port, security=Security.SSL)
 
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is Outcome.HELD
     assert "certificate" in result.detail
 
 
 # -- login ---------------------------------------------------------------------------------------
 
 
+LOGIN_ATTEMPTS: list[str] = []
+
+
 def _authenticator(server, session, envelope, mechanism, auth_data):
+    LOGIN_ATTEMPTS.append(mechanism)
     ok = isinstance(auth_data, LoginPassword) and auth_data == (b"wg-mailer", b"s3cret")
     return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends 235 / 535
 
@@ -481,17 +521,49 @@ def test_login_with_the_right_password_delivers(auth_port, cafile):
     assert len(handler.envelopes) == 1
 
 
-def test_login_with_a_wrong_password_is_retry_saying_authentication_failed(auth_port, cafile):
+def test_login_with_a_wrong_password_is_held_saying_authentication_failed(auth_port, cafile):
     port, handler = auth_port
 
     result = send_one(
         port, security=Security.STARTTLS, cafile=cafile, username="wg-mailer", password="wrong"
     )
 
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is Outcome.HELD
     assert result.code == 535
     assert "authentication failed" in result.detail
     assert handler.envelopes == []
+
+
+def test_a_refused_login_is_tried_with_one_mechanism_once(auth_port, cafile):
+    port, _handler = auth_port
+    LOGIN_ATTEMPTS.clear()
+
+    send_one(port, security=Security.STARTTLS, cafile=cafile, username="wg-mailer", password="x")
+
+    # aiosmtpd offers LOGIN and PLAIN; smtplib's login() would try both, two failures a go.
+    assert len(LOGIN_ATTEMPTS) == 1
+
+
+def test_check_logs_in_and_quits_without_sending(auth_port, cafile):
+    port, handler = auth_port
+    good = settings(port, security=Security.STARTTLS, cafile=cafile, username="wg-mailer")
+
+    with Transport(SmtpSettings(**{**good.__dict__, "password": "s3cret"})) as transport:
+        working = transport.check()
+    with Transport(SmtpSettings(**{**good.__dict__, "password": "wrong"})) as transport:
+        broken = transport.check()
+
+    assert working.outcome is Outcome.SENT
+    assert broken.outcome is Outcome.HELD and "authentication failed" in broken.detail
+    assert handler.envelopes == []
+
+
+def test_a_ca_file_is_trusted_besides_the_system_store(cafile):
+    system = ssl.create_default_context().cert_store_stats()["x509_ca"]
+
+    with_extra = tls_context(cafile).cert_store_stats()["x509_ca"]
+
+    assert with_extra == system + 1
 
 
 def test_password_is_not_shown_in_settings_repr():
