@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import copy
 import email.policy
@@ -10,7 +9,6 @@ import json
 import random
 import re
 import secrets
-import string
 import sys
 import threading
 from collections import OrderedDict
@@ -18,9 +16,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import quoprimime
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.policy import EmailPolicy
+from email.utils import format_datetime, make_msgid
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,15 +30,21 @@ from babel.dates import get_timezone_name
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import escape
 
+from emails.addresses import (
+    HeaderInjection,
+    check_header,
+    header_value,
+    list_id_header,
+    mailbox_header,
+    split_mailbox,
+)
 from emails.i18n import LANGUAGES, load_translations
+
+__all__ = ["HeaderInjection", "Sender", "Unsubscribe", "check_header", "compose", "compose_fast"]
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 TRANSLATIONS = HERE / "translations"
-
-
-class HeaderInjection(ValueError):
-    """A header value carried a line break: refused rather than folded into a new header."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class Sender:
 
     @property
     def domain(self) -> str:
-        return parseaddr(self.from_address)[1].rpartition("@")[2] or "localhost"
+        return split_mailbox(self.from_address)[1].rpartition("@")[2] or "localhost"
 
 
 @dataclass(frozen=True)
@@ -71,19 +75,6 @@ class Unsubscribe:
 
 def new_message_id(domain: str) -> str:
     return make_msgid(domain=domain)
-
-
-def check_header(value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise HeaderInjection(f"line break in header value {value[:40]!r}")
-    return value
-
-
-def _mailbox(name: str, address: str) -> Address:
-    check_header(name)
-    check_header(address)
-    username, _, domain = address.rpartition("@")
-    return Address(display_name=name, username=username, domain=domain)
 
 
 def _moment(value: datetime | str) -> datetime:
@@ -147,6 +138,23 @@ def _crlf_safe(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text.replace("\r\n", "\n")).strip() + "\n"
 
 
+class _Folded(str):
+    """A header value written by emails.addresses: ASCII, folded, to be sent as it is."""
+
+
+class _ComposePolicy(EmailPolicy):
+    """The SMTP policy, except that it keeps the values emails.addresses wrote as they are:
+    refolding them, the email package loses the quotes of a long display name."""
+
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        if isinstance(value, _Folded):
+            return name, str(value)
+        return super().header_store_parse(name, value)
+
+
+_COMPOSE_POLICY = _ComposePolicy(linesep="\r\n", refold_source="none")
+
+
 def compose(
     name: str,
     to: str,
@@ -169,11 +177,11 @@ def compose(
         context["unsubscribe_url"] = unsubscribe.url
     subject, text, html = render(name, lang, context)
 
-    msg = EmailMessage(policy=email.policy.SMTP)
-    from_name, from_address = parseaddr(sender.from_address)
-    msg["From"] = _mailbox(from_name, from_address)
-    msg["To"] = _mailbox(to_name, to)
-    msg["Reply-To"] = check_header(sender.reply_to)
+    msg = EmailMessage(policy=_COMPOSE_POLICY)
+    from_header, reply_to_header, list_id = _sender_headers(sender)
+    msg["From"] = _Folded(header_value(from_header.decode("ascii")))
+    msg["To"] = _Folded(header_value(mailbox_header("To", to_name, to)))
+    msg["Reply-To"] = _Folded(header_value(reply_to_header.decode("ascii")))
     msg["Subject"] = check_header(subject)
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = check_header(message_id or new_message_id(sender.domain))
@@ -181,7 +189,7 @@ def compose(
     msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     if unsubscribe is not None:
         if sender.list_id:
-            msg["List-Id"] = check_header(sender.list_id)
+            msg["List-Id"] = _Folded(header_value(list_id.decode("ascii")))
         msg["List-Unsubscribe"] = (
             f"<{check_header(unsubscribe.url)}>, <{check_header(unsubscribe.mailto)}>"
         )
@@ -209,8 +217,6 @@ _MAX_LINE = _POLICY.max_line_length  # 78: where the email package starts to fol
 _NONCE = secrets.token_hex(4)
 _PLACEHOLDER = re.compile(rf"wgP(\d+)x{_NONCE}Q")
 _SKELETONS_MAX = 512
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
-_ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~ ")
 
 
 def _placeholder(index: int) -> str:
@@ -398,55 +404,26 @@ def _new_boundary() -> str:
 # --- writing the bytes --------------------------------------------------------------------
 
 
-def _fold(name: str, value: str | Address) -> bytes:
+@lru_cache(maxsize=4096)
+def _folded(name: str, value: str) -> bytes:
     """One header as the email package writes it (RFC 2047 and folding included)."""
     return _POLICY.header_factory(name, value).fold(policy=_POLICY).encode("ascii")
 
 
-@lru_cache(maxsize=4096)
-def _folded(name: str, value: str) -> bytes:
-    return _fold(name, value)
-
-
 @lru_cache(maxsize=64)
 def _sender_headers(sender: Sender) -> tuple[bytes, bytes, bytes]:
-    from_name, from_address = parseaddr(sender.from_address)
-    list_id = _folded("List-Id", check_header(sender.list_id)) if sender.list_id else b""
+    """From, Reply-To and List-Id of `sender`, each a whole header line."""
+    list_id = list_id_header(sender.list_id) if sender.list_id else ""
     return (
-        _fold("From", _mailbox(from_name, from_address)),
-        _folded("Reply-To", check_header(sender.reply_to)),
-        list_id,
+        mailbox_header("From", *split_mailbox(check_header(sender.from_address))).encode("ascii"),
+        mailbox_header("Reply-To", *split_mailbox(check_header(sender.reply_to))).encode("ascii"),
+        list_id.encode("ascii"),
     )
 
 
 @lru_cache(maxsize=1024)
 def _date_header(date: datetime) -> bytes:
     return _folded("Date", format_datetime(date))
-
-
-def _to_header(name: str, address: str) -> bytes:
-    """`To:` for one recipient: the common shapes written directly (a plain name, or a short
-    one in another script as one RFC 2047 word), any other by the email package."""
-    if (
-        address.isascii()
-        and address.count("@") == 1
-        and _ATEXT.issuperset(address.replace("@", "").replace(".", ""))
-    ):
-        if not name:
-            return f"To: {address}\r\n".encode("ascii")
-        if " ".join(name.split()) == name and name.isprintable():
-            if name.isascii():
-                line = f"To: {name} <{address}>\r\n" if _ATEXT.issuperset(name) else ""
-            elif len(encoded := name.encode("utf-8")) <= 45:
-                word = f"=?utf-8?b?{base64.b64encode(encoded).decode('ascii')}?="
-                line = f"To: {word} <{address}>\r\n"
-                if len(line) > _MAX_LINE + 2:
-                    line = f"To: {word}\r\n <{address}>\r\n"
-            else:
-                line = ""
-            if line and max(map(len, line.split("\r\n"))) <= _MAX_LINE:
-                return line.encode("ascii")
-    return _fold("To", _mailbox(name, address))
 
 
 def _list_unsubscribe(unsubscribe: Unsubscribe) -> bytes:
@@ -522,7 +499,7 @@ def _assemble(
         message_id_header = _folded("Message-ID", message_id)
     parts = [
         from_header,
-        _to_header(to_name, to),
+        mailbox_header("To", to_name, to).encode("ascii"),
         reply_to,
         _folded("Subject", subject),
         _date_header(date),
