@@ -11,16 +11,32 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import db, i18n, web
-from service.config import load_settings
+from service.config import DATABASE_RATELIMIT_STORAGE, SettingError, load_settings
 from service.extensions import limiter
+from service.ratelimits import SCHEME as DATABASE_RATELIMIT_SCHEME
 
 # Large enough for the join form with every field full, small enough to refuse floods.
 MAX_REQUEST_BYTES = 64 * 1024
 
 
+def _environment(config: Mapping[str, str]) -> dict[str, str | None]:
+    """`config` over the process's environment, over WG_ENV_FILE, over `.env`."""
+    files = [".env"]
+    env_file = {**os.environ, **config}.get("WG_ENV_FILE", "").strip()
+    if env_file:
+        # For an MTA's pipe, which passes no environment: the settings come from this file.
+        if not Path(env_file).is_file():
+            raise SettingError(f"WG_ENV_FILE: {env_file!r} is not a file")
+        files.append(env_file)
+    values: dict[str, str | None] = {}
+    for path in files:
+        values.update(dotenv_values(path))
+    return {**values, **os.environ, **config}
+
+
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """The app for `config` (WG_* names) over the environment and `.env`."""
-    environ = {**dotenv_values(".env"), **os.environ, **(config or {})}
+    environ = _environment(config or {})
     instance_path = environ.get("WG_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     settings = load_settings(environ, Path(app.instance_path))
@@ -34,11 +50,18 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         # A form may stay open a long while on a slow phone connection.
         WTF_CSRF_TIME_LIMIT=24 * 3600,
-        RATELIMIT_STORAGE_URI=settings.ratelimit_storage,
         RATELIMIT_HEADERS_ENABLED=True,
+        # A rate limit that cannot be counted (the database is down) lets the request through;
+        # the request itself then meets the same fault and gets a calm answer.
+        RATELIMIT_SWALLOW_ERRORS=True,
         BABEL_DEFAULT_TIMEZONE=settings.timezone,
     )
-    db.init_app(app, settings.database_url)
+    database = db.init_app(app, settings.database_url)
+    if settings.ratelimit_storage == DATABASE_RATELIMIT_STORAGE:
+        app.config["RATELIMIT_STORAGE_URI"] = f"{DATABASE_RATELIMIT_SCHEME}://"
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"engine": database.engine}
+    else:
+        app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage
     i18n.init_app(app)
     limiter.init_app(app)
     web.init_app(app)

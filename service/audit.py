@@ -19,14 +19,19 @@ def record(
     actor: str = "",
     **detail: Any,
 ) -> AuditEvent:
-    """Add an audit event for `subject` (a model instance with an id, flushed first)."""
-    if getattr(subject, "id", None) is None:
-        db.flush()
+    """Add an audit event for `subject`: a model instance with an id (flushed first), or the
+    name of what changed as a whole (say "outbox")."""
+    if isinstance(subject, str):
+        subject_type, subject_id = subject, None
+    else:
+        if getattr(subject, "id", None) is None:
+            db.flush()
+        subject_type, subject_id = type(subject).__name__.lower(), subject.id
     event = AuditEvent(
         at=at,
         action=action,
-        subject_type=type(subject).__name__.lower(),
-        subject_id=subject.id,
+        subject_type=subject_type,
+        subject_id=subject_id,
         actor=actor,
         detail=detail,
     )

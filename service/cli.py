@@ -10,14 +10,15 @@ import json
 import sys
 
 import click
-from flask.cli import FlaskGroup, routes_command, shell_command
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from service import create_app, outbox
+from service import audit, create_app, outbox
+from service.cliutil import parse_moment
 from service.clock import now
 from service.config import SettingError
-from service.db import get_database, session_scope
+from service.db import UNAVAILABLE, get_database, session_scope, unavailable_reason
 from service.inbound import cli as inbound_cli
 from service.meetings import cli as meetings_cli
 from service.membership import cli as membership_cli
@@ -34,7 +35,18 @@ def _create_app():  # type: ignore[no-untyped-def]
         sys.exit(2)
 
 
-cli = FlaskGroup(
+class WgGroup(FlaskGroup):
+    """The Flask CLI group, with one line instead of a traceback when the database is away."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except UNAVAILABLE as exc:
+            click.echo(f"wg: the database is unavailable: {unavailable_reason(exc)}", err=True)
+            ctx.exit(1)
+
+
+cli = WgGroup(
     name="wg",
     create_app=_create_app,
     add_default_commands=False,
@@ -63,22 +75,56 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
-@cli.command("outbox")
+@cli.group("outbox", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def outbox_command(as_json: bool) -> None:
-    """Queue health: counts by status, what is due, the oldest waiting, the last errors."""
+@click.pass_context
+@with_appcontext
+def outbox_command(ctx: click.Context, as_json: bool) -> None:
+    """Queue health: counts by status, what is due, the oldest waiting, the last errors.
+
+    Exits 1 while mail is not going out because of our own set-up (relay, TLS, login,
+    sender), so that monitoring can watch this command.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     with session_scope() as session:
         report = outbox.health(session, now=now())
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
-        return
-    for status, count in report.counts.items():
-        click.echo(f"{status:<11} {count}")
-    click.echo(f"due now     {report.due}")
-    oldest = report.oldest_queued_at.isoformat() if report.oldest_queued_at else "-"
-    click.echo(f"oldest queued {oldest}")
-    for error in report.last_errors:
-        click.echo(f"! {error['recipient']} ({error['status']}): {error['error']}")
+    else:
+        if report.fault:
+            click.echo(f"! MAIL IS NOT GOING OUT: {report.fault}")
+        for status, count in report.counts.items():
+            click.echo(f"{status:<11} {count}")
+        click.echo(f"due now     {report.due}")
+        oldest = report.oldest_queued_at.isoformat() if report.oldest_queued_at else "-"
+        click.echo(f"oldest queued {oldest}")
+        for error in report.last_errors:
+            click.echo(f"! {error['recipient']} ({error['status']}): {error['error']}")
+    if report.fault:
+        ctx.exit(1)
+
+
+@outbox_command.command("retry")
+@click.option("--failed", is_flag=True, help="Also requeue mail that failed for good.")
+@click.option("--since", "since_text", metavar="ISO", help="Only mail queued since then.")
+def outbox_retry(failed: bool, since_text: str | None) -> None:
+    """Send waiting mail now instead of at its next retry, and with --failed what failed; once
+    each."""
+    since = parse_moment(since_text) if since_text else None
+    moment = now()
+    with session_scope() as session:
+        count = outbox.requeue(session, now=moment, failed=failed, since=since)
+        audit.record(
+            session,
+            "outbox.requeued",
+            "outbox",
+            at=moment,
+            count=count,
+            failed=failed,
+            since=since.isoformat() if since else None,
+        )
+    click.echo(f"requeued {count} message{'s' if count != 1 else ''}")
 
 
 @cli.group()
@@ -139,7 +185,31 @@ def web_command(host: str, port: int, workers: int) -> None:
 
 
 def main() -> None:
+    arguments = sys.argv[1:]
+    if any(a == "inbound" and b == "read" for a, b in zip(arguments, arguments[1:], strict=False)):
+        sys.exit(_for_a_mail_server(arguments))
     cli.main(prog_name="wg")
+
+
+def _for_a_mail_server(arguments: list[str]) -> int:
+    """Run `wg ... inbound read` for an MTA's pipe: 0 once the message is safely stored (or can
+    never be), else EX_TEMPFAIL (75) with one line, so the MTA keeps the message and retries;
+    never a traceback, which the MTA would mail back to the sender."""
+    from service.inbound.cli import TEMPORARY_FAILURE
+
+    try:
+        cli.main(args=arguments, prog_name="wg", standalone_mode=False)
+    except click.exceptions.Exit as stop:
+        return 0 if stop.exit_code == 0 else TEMPORARY_FAILURE
+    except SystemExit as stop:
+        return 0 if stop.code in (0, None) else TEMPORARY_FAILURE
+    except click.ClickException as error:
+        click.echo(f"wg: {error.format_message()}", err=True)
+        return TEMPORARY_FAILURE
+    except Exception as error:  # anything at all: the message must stay with the MTA
+        click.echo(f"wg: could not take the message now: {type(error).__name__}", err=True)
+        return TEMPORARY_FAILURE
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ from emails.transport import Security, SmtpSettings
 
 # The embedded mail catcher of `wg run` listens here when WG_SMTP_HOST is empty.
 DEFAULT_CATCHER_PORT = 8025
+IMAP_STARTTLS_PORT = 143
+# WG_RATELIMIT_STORAGE's default: counters in the service's own database, shared by every
+# web worker on every host without anything more to run.
+DATABASE_RATELIMIT_STORAGE = "database"
 
 
 class SettingError(ValueError):
@@ -83,6 +87,31 @@ def _url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+def _readable_file(value: str) -> str:
+    path = Path(value.strip())
+    if not path.is_file():
+        raise ValueError(f"{value!r} is not a file")
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{value!r} cannot be read: {exc.strerror}") from None
+    return str(path)
+
+
+def _hostname(value: str) -> str:
+    value = value.strip()
+    if not value or any(c.isspace() or not c.isascii() for c in value):
+        raise ValueError(f"{value!r} is not a host name")
+    return value
+
+
+def _ratelimit_storage(value: str) -> str:
+    value = value.strip()
+    if value != DATABASE_RATELIMIT_STORAGE and "://" not in value:
+        raise ValueError(f"{value!r} is neither 'database' nor a storage URL such as redis://")
+    return value
+
+
 def _zone(value: str) -> str:
     try:
         ZoneInfo(value.strip())
@@ -138,9 +167,12 @@ class Settings:
     smtp_connections: int = 1
     smtp_rate_per_minute: int = 0
     smtp_timeout: int = 30
+    smtp_ca_file: str = ""
+    smtp_helo: str = ""
     catcher_port: int = DEFAULT_CATCHER_PORT
     mail_from: str = ""
     reply_to: str = ""
+    bounce_address: str = ""
     organizer_email: str = ""
     coordinator_emails: tuple[str, ...] = ()
     coordinator_language: str = "en"
@@ -149,7 +181,12 @@ class Settings:
     imap_username: str = ""
     imap_password: str = ""
     imap_folder: str = "INBOX"
-    ratelimit_storage: str = "memory://"
+    imap_security: str = ""
+    imap_ca_file: str = ""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_key_file: str = ""
+    ratelimit_storage: str = DATABASE_RATELIMIT_STORAGE
     join_rate_limit: str = "10 per hour"
     confirm_ttl_hours: int = 72
     trusted_proxies: int = 0
@@ -193,7 +230,14 @@ class Settings:
             timeout=self.smtp_timeout,
             connections=self.smtp_connections,
             rate_per_minute=self.smtp_rate_per_minute,
+            local_hostname=self.smtp_helo or None,
+            cafile=self.smtp_ca_file or None,
         )
+
+    @property
+    def return_path_base(self) -> str:
+        """The mailbox whose subaddresses carry each message's envelope sender (VERP)."""
+        return self.bounce_address or parseaddr(self.reply_to)[1]
 
 
 PARSERS: dict[str, Callable[[str], object]] = {
@@ -212,9 +256,12 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "smtp_connections": _int(1, 32),
     "smtp_rate_per_minute": _int(0, 1_000_000),
     "smtp_timeout": _int(1, 600),
+    "smtp_ca_file": _readable_file,
+    "smtp_helo": _hostname,
     "catcher_port": _int(1, 65535),
     "mail_from": _mailbox,
     "reply_to": _mailbox,
+    "bounce_address": _email,
     "organizer_email": _email,
     "coordinator_emails": _emails,
     "coordinator_language": _choice("en", "km"),
@@ -223,7 +270,12 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "imap_username": _text,
     "imap_password": str,
     "imap_folder": _text,
-    "ratelimit_storage": _text,
+    "imap_security": _choice("ssl", "starttls", "none"),
+    "imap_ca_file": _readable_file,
+    "dkim_selector": _hostname,
+    "dkim_domain": _hostname,
+    "dkim_key_file": _readable_file,
+    "ratelimit_storage": _ratelimit_storage,
     "join_rate_limit": _text,
     "confirm_ttl_hours": _int(1, 24 * 30),
     "trusted_proxies": _int(0, 5),
@@ -262,6 +314,15 @@ def _complete(settings: Settings, instance_path: Path) -> Settings:
             raise SettingError("WG_SMTP_HOST: required when WG_ENV=production")
         if settings.base_url.startswith("http://"):
             raise SettingError("WG_BASE_URL: must be https:// when WG_ENV=production")
+    dkim = [settings.dkim_selector, settings.dkim_domain, settings.dkim_key_file]
+    if any(dkim) and not all(dkim):
+        raise SettingError(
+            "WG_DKIM_SELECTOR: DKIM signing needs WG_DKIM_SELECTOR, WG_DKIM_DOMAIN and "
+            "WG_DKIM_KEY_FILE together"
+        )
+    if not settings.imap_security:
+        imap_starttls = settings.imap_port == IMAP_STARTTLS_PORT
+        changes["imap_security"] = "starttls" if imap_starttls else "ssl"
     if not settings.secret_key:
         changes["secret_key"] = development_secret_key(instance_path)
     if not settings.database_url:

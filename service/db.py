@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -45,13 +46,44 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime}
 
 
+# What a database that is down, restarting, or locked for too long raises: a calm answer and
+# one line in the log, not a traceback (`wg`, the web, the scheduler).
+UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+# PostgreSQL: a request waits at most this long for a lock, or for one statement, before it
+# gives up with UNAVAILABLE (a person is waiting; a stuck lock must not hold them for minutes).
+LOCK_TIMEOUT = "10s"
+STATEMENT_TIMEOUT = "120s"
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """Why the database did not answer, in one line."""
+    original = getattr(exc, "orig", None) or exc
+    return " ".join(str(original).split())[:300] or type(original).__name__
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the settings each database needs for several writers at once."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _make_sqlite_transactional(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 10},
+    )
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+            cursor.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+        dbapi_connection.commit()
+
+    return engine
 
 
 READ_ONLY = "wg_read_only"

@@ -11,24 +11,28 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parseaddr
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from emails import Sender, Unsubscribe, compose, new_message_id
 from emails.calendar import MeetingEvent, attach_calendar, cancel_ics, request_ics
 from emails.compose import compose_fast
+from emails.dkim import DkimSigner
 from emails.transport import Outcome, SendResult, Transport
-from service.config import settings
+from emails.verp import return_path
+from service import faults
+from service.config import Settings, settings
 from service.db import get_database, insert_ignoring_duplicates
 from service.models import (
     Contact,
@@ -46,6 +50,30 @@ log = logging.getLogger(__name__)
 BACKOFF = [timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 120, 240, 480, 720, 720, 720)]
 MAX_ATTEMPTS = len(BACKOFF) + 1
 SUPPRESSED_STATUSES = (ContactStatus.UNSUBSCRIBED, ContactStatus.BOUNCED)
+# A claim lasts this long unless its sender renews it: a sender that dies frees its rows
+# within minutes, while a live one renews well before the end however slow the relay is.
+LEASE = timedelta(minutes=2)
+RENEW_LEASES_EVERY_SECONDS = 30.0
+
+# The secret of a link: a path segment, query value or mailto subject word of 16 or more
+# URL-safe characters, inside a URL (tokens are 22).
+_LINK = re.compile(r"(?:https?://|mailto:)\S+")
+_LINK_SECRET = re.compile(r"(?:(?<=/)|(?<==)|(?<=%20)|(?<=\+))[A-Za-z0-9_-]{16,}")
+
+
+def without_link_secrets(value: Any) -> Any:
+    """`value` (a message's context) with every link's secret replaced by `*`.
+
+    Kept once a message has left: what it said stays readable, but nothing stored can be
+    turned back into a working confirm, review, RSVP or unsubscribe link.
+    """
+    if isinstance(value, str):
+        return _LINK.sub(lambda link: _LINK_SECRET.sub("*", link.group(0)), value)
+    if isinstance(value, dict):
+        return {key: without_link_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_link_secrets(item) for item in value]
+    return value
 
 
 def enqueue(
@@ -78,7 +106,7 @@ def enqueue(
         recipient_name=to_name,
         template=template,
         language=Language(lang),
-        context=context,
+        context=without_link_secrets(context) if skipped_because else context,
         list_mail=list_mail,
         topic=topic,
         message_id=message_id,
@@ -107,6 +135,8 @@ def withdraw(db: Session, topic: str, *, reason: str, keep: Callable[[str], bool
             continue
         row.status = OutboxStatus.EXPIRED
         row.last_error = f"withdrawn: {reason}"
+        row.context = without_link_secrets(row.context)
+        row.raw = None
         withdrawn += 1
     return withdrawn
 
@@ -185,11 +215,13 @@ class DeliveryReport:
     failed: int = 0
     expired: int = 0
     suppressed: int = 0
+    held: int = 0  # waiting for our own set-up to be mended
+    fault: str = ""  # what is wrong with our set-up, while it is
     errors: list[str] = field(default_factory=list)
 
     @property
     def handled(self) -> int:
-        return self.sent + self.retried + self.failed + self.expired + self.suppressed
+        return self.sent + self.retried + self.failed + self.expired + self.suppressed + self.held
 
 
 def _attach_shared_context(db: Session, rows: list[_Claimed]) -> None:
@@ -349,26 +381,31 @@ def _settle_claimed(
     db.execute(
         update(OutboundEmail)
         .where(OutboundEmail.id == row.id)
-        .values(status=status, last_error=error, lease_owner="", lease_expires_at=None)
+        .values(
+            status=status,
+            last_error=error,
+            lease_owner="",
+            lease_expires_at=None,
+            context=without_link_secrets(row.context),
+            raw=None,
+        )
         .execution_options(synchronize_session=False)
     )
     return status
 
 
-def _mark(row: OutboundEmail, result: SendResult, now: datetime) -> None:
-    row.attempts += 1
+def _mark_unsent(row: OutboundEmail, result: SendResult, now: datetime) -> None:
+    """Record an answer other than 250: wait (HELD), try again later (RETRY), or fail."""
     row.lease_owner = ""
     row.lease_expires_at = None
-    if result.outcome is Outcome.SENT:
-        row.status = OutboxStatus.SENT
-        row.sent_at = now
-        row.last_error = ""
-    elif result.outcome is Outcome.RETRY and row.attempts < MAX_ATTEMPTS:
+    row.last_error = result.detail[:1000]
+    if result.outcome is Outcome.HELD:
+        return  # not an attempt: no server that could judge the message has seen it
+    row.attempts += 1
+    if result.outcome is Outcome.RETRY and row.attempts < MAX_ATTEMPTS:
         row.not_before = now + BACKOFF[row.attempts - 1]
-        row.last_error = result.detail[:1000]
     else:
         row.status = OutboxStatus.FAILED
-        row.last_error = result.detail[:1000]
 
 
 # Each connection waits until its last answer is marked before it sends again, so a crash
@@ -412,11 +449,11 @@ class OutboxSender:
         self.batch_size = batch_size
         self.owner = f"sender-{uuid.uuid4().hex[:12]}"
         self.connections = max(1, transport.settings.connections)
-        # Long enough for what is claimed at once against a slow server (a batch, claimed
-        # while up to half of the one before is still being sent): each connection works
-        # through its share, each message at worst one SMTP timeout.
-        per_connection = -(-3 * batch_size // (2 * self.connections))
-        self.lease = timedelta(seconds=per_connection * transport.settings.timeout * 2 + 60)
+        self.lease = LEASE
+        config = settings(app)
+        self.signer = _dkim_signer(config)
+        self._return_path_base = config.return_path_base
+        self._secret = config.secret_key
         self._stopping = threading.Event()
         self._marker: Connection | None = None
 
@@ -431,6 +468,8 @@ class OutboxSender:
         """
         clock = now or self.now
         report = DeliveryReport()
+        if not self._set_up_works(clock(), report):
+            return report
         claimed: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         built: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         done: queue.SimpleQueue[_Job] = queue.SimpleQueue()
@@ -438,8 +477,14 @@ class OutboxSender:
         in_flight = 0
         unmarked: list[_Job] = []
         exhausted = False
+        renewed_at = time.monotonic()
         try:
             while True:
+                if report.held:
+                    break  # our set-up is broken: the rest waits, and is handed back below
+                if time.monotonic() - renewed_at > RENEW_LEASES_EVERY_SECONDS:
+                    self._renew_leases(clock())
+                    renewed_at = time.monotonic()
                 # Claim the next batch while the connections still have half a batch to send.
                 if not exhausted and in_flight <= self.batch_size // 2:
                     if self._stopping.is_set():
@@ -511,6 +556,45 @@ class OutboxSender:
                 self._marker = None
         return report
 
+    def _set_up_works(self, now: datetime, report: DeliveryReport) -> bool:
+        """Whether to send now: yes, unless our set-up is known to be broken.
+
+        With a fault open, once a minute the relay is tried again: with the next message when
+        one is due, else by logging in alone; in between nothing is tried at all.
+        """
+        with get_database(self.app).transaction() as db:
+            fault = faults.open_fault(db, faults.SMTP)
+            if fault is None:
+                return True
+            report.fault = fault.detail
+            if not faults.probe_due(fault, now):
+                return False
+            if _anything_due(db, now):
+                return True
+            result = self.transport.check()
+            if result.outcome is Outcome.SENT:
+                faults.clear_fault(db, faults.SMTP, now=now)
+                report.fault = ""
+            else:
+                faults.record_fault(
+                    db, faults.SMTP, kind=result.fault, detail=result.detail, now=now
+                )
+                report.fault = result.detail
+        return False
+
+    def _renew_leases(self, now: datetime) -> None:
+        """Extend the lease of every row this sender still holds: it is alive and working."""
+        with get_database(self.app).transaction() as db:
+            db.execute(
+                update(OutboundEmail)
+                .where(
+                    OutboundEmail.lease_owner == self.owner,
+                    OutboundEmail.status == OutboxStatus.QUEUED,
+                )
+                .values(lease_expires_at=now + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+
     def _start_threads(
         self,
         claimed: queue.SimpleQueue[_Job | None],
@@ -538,7 +622,6 @@ class OutboxSender:
             rows = claim(db, owner=self.owner, now=now, limit=self.batch_size, lease=self.lease)
             suppressed = _suppressed_among(db, [row.recipient for row in rows if row.list_mail])
             sender = mail_sender()
-            envelope = _envelope_sender(sender)
             ready = []
             shared_keys: dict[int, str] = {}
             for row in rows:
@@ -555,6 +638,7 @@ class OutboxSender:
                             key = shared_keys[id(row.shared)] = json.dumps(
                                 row.shared, sort_keys=True, default=str
                             )
+                    envelope = return_path(self._return_path_base, row.id, self._secret)
                     ready.append(_Job(row, sender, envelope, key))
         return len(rows), ready
 
@@ -567,6 +651,8 @@ class OutboxSender:
         while (job := claimed.get()) is not None:
             try:
                 job.data = build_message(job.row, job.sender, fast=True, shared_key=job.shared_key)
+                if self.signer is not None:
+                    job.data = self.signer.sign(job.data)
             except Exception as exc:  # a template or context bug must not stop the queue
                 log.exception("could not build message %s", job.row.dedupe_key)
                 detail = f"could not build the message: {exc}"
@@ -588,9 +674,12 @@ class OutboxSender:
             done.put(job)
             job.marked.wait()  # at most one answered-but-unmarked message per connection
 
-    def _mark_sent(self, row_ids: list[int], now: datetime) -> None:
+    def _mark_sent(self, jobs: list[_Job], now: datetime) -> None:
         """Mark sent rows over one connection held for the run: each connection waits for
-        this commit before it sends again, so it must cost one round trip, not a checkout."""
+        this commit before it sends again, so it must cost one round trip, not a checkout.
+
+        What is kept of a sent message has its links' secrets taken out.
+        """
         if self._marker is None:
             self._marker = get_database(self.app).engine.connect()
             if self._marker.dialect.name == "postgresql":
@@ -599,53 +688,59 @@ class OutboxSender:
                 # worst repeat the last fraction of a second of sends.
                 self._marker.exec_driver_sql("SET synchronous_commit TO OFF")
                 self._marker.commit()
+        rows = [
+            {"row_id": job.row.id, "now": now, "context": without_link_secrets(job.row.context)}
+            for job in jobs
+        ]
         with self._marker.begin():
-            if self._marker.dialect.name == "postgresql":
-                # One statement a group: a round trip per row costs more than the update.
-                self._marker.execute(_MARK_SENT_MANY, {"row_ids": row_ids, "now": now})
-            else:  # SQLite: one prepared statement run for each row, all in C
-                self._marker.execute(_MARK_SENT, [{"row_id": i, "now": now} for i in row_ids])
+            # One prepared statement run for each row (psycopg pipelines them).
+            self._marker.execute(_MARK_SENT, rows)
 
     def _record(self, finished: list[_Job], report: DeliveryReport, now: datetime) -> None:
         """Mark answered rows: the sent ones in one statement, the others through the ORM."""
         if not finished:
             return
-        sent = [job.row.id for job in finished if job.result and job.result.outcome is Outcome.SENT]
+        sent = [job for job in finished if job.result and job.result.outcome is Outcome.SENT]
         if sent:
             self._mark_sent(sent, now)
         unsent = [job for job in finished if job.result and job.result.outcome is not Outcome.SENT]
-        with get_database(self.app).transaction() if unsent else nullcontext() as db:
-            for job in unsent:
-                result = job.result
-                assert result is not None
-                row = db.get(OutboundEmail, job.row.id)
-                if row is None:  # pragma: no cover - rows are never deleted
-                    continue
-                _mark(row, result, now)
-                if row.status is OutboxStatus.FAILED:
-                    report.failed += 1
-                else:
-                    report.retried += 1
-                report.errors.append(f"{row.recipient}: {result.detail}")
+        went_through = bool(sent) or any(job.result.outcome is not Outcome.HELD for job in unsent)
+        if unsent or (report.fault and went_through):
+            with get_database(self.app).transaction() as db:
+                self._record_unsent(db, unsent, report, now)
+                if report.fault and went_through and not report.held:
+                    faults.clear_fault(db, faults.SMTP, now=now)
+                    report.fault = ""
         report.sent += len(sent)
         for job in finished:
             job.marked.set()
 
+    def _record_unsent(
+        self, db: Session, unsent: list[_Job], report: DeliveryReport, now: datetime
+    ) -> None:
+        held: SendResult | None = None
+        for job in unsent:
+            result = job.result
+            assert result is not None
+            row = db.get(OutboundEmail, job.row.id)
+            if row is None:  # pragma: no cover - rows are never deleted
+                continue
+            _mark_unsent(row, result, now)
+            if result.outcome is Outcome.HELD:
+                report.held += 1
+                held = held or result
+                continue
+            if row.status is OutboxStatus.FAILED:
+                report.failed += 1
+            else:
+                report.retried += 1
+            report.errors.append(f"{row.recipient}: {result.detail}")
+        if held is not None and not report.fault:  # once a run: the log says it once a probe
+            faults.record_fault(db, faults.SMTP, kind=held.fault, detail=held.detail, now=now)
+            report.fault = held.detail
+
 
 _OUTBOX = OutboundEmail.__table__
-# What `_mark` does to a sent row, as one statement run for many rows at once.
-_MARK_SENT_MANY = (
-    _OUTBOX.update()
-    .where(_OUTBOX.c.id.in_(bindparam("row_ids", expanding=True)))
-    .values(
-        status=OutboxStatus.SENT,
-        sent_at=bindparam("now"),
-        last_error="",
-        attempts=_OUTBOX.c.attempts + 1,
-        lease_owner="",
-        lease_expires_at=None,
-    )
-)
 _MARK_SENT = (
     _OUTBOX.update()
     .where(_OUTBOX.c.id == bindparam("row_id"))
@@ -656,12 +751,28 @@ _MARK_SENT = (
         attempts=_OUTBOX.c.attempts + 1,
         lease_owner="",
         lease_expires_at=None,
+        context=bindparam("context"),
+        raw=None,
     )
 )
 
 
-def _envelope_sender(sender: Sender) -> str:
-    return parseaddr(sender.from_address)[1]
+def _anything_due(db: Session, now: datetime) -> bool:
+    return (
+        db.scalar(
+            select(OutboundEmail.id)
+            .where(OutboundEmail.status == OutboxStatus.QUEUED, OutboundEmail.not_before <= now)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _dkim_signer(config: Settings) -> DkimSigner | None:
+    if not config.dkim_key_file:
+        return None
+    key = Path(config.dkim_key_file).read_bytes()
+    return DkimSigner(config.dkim_selector, config.dkim_domain, key)
 
 
 @dataclass(frozen=True)
@@ -670,6 +781,7 @@ class Health:
     due: int
     oldest_queued_at: datetime | None
     last_errors: list[dict[str, str]]
+    fault: str | None = None  # why mail is not going out, while it is not
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -679,6 +791,7 @@ class Health:
             if self.oldest_queued_at
             else None,
             "last_errors": self.last_errors,
+            "fault": self.fault,
         }
 
 
@@ -706,7 +819,44 @@ def health(db: Session, *, now: datetime, error_limit: int = 10) -> Health:
         .limit(error_limit)
     )
     last_errors = [{"recipient": r, "status": s.value, "error": e} for r, s, e in errors]
-    return Health(counts=counts, due=due or 0, oldest_queued_at=oldest, last_errors=last_errors)
+    fault = faults.open_fault(db, faults.SMTP)
+    return Health(
+        counts=counts,
+        due=due or 0,
+        oldest_queued_at=oldest,
+        last_errors=last_errors,
+        fault=faults.describe(fault) if fault else None,
+    )
+
+
+def requeue(db: Session, *, now: datetime, failed: bool, since: datetime | None = None) -> int:
+    """Send again now, each once: what waits for its next retry, and with `failed` what failed.
+
+    A failed message gets a fresh set of attempts; one whose time has ended (an invitation to
+    a meeting that has begun) stays as it is.
+    """
+    waiting = (OutboundEmail.status == OutboxStatus.QUEUED) & (OutboundEmail.not_before > now)
+    chosen = waiting
+    if failed:
+        still_useful = or_(OutboundEmail.not_after.is_(None), OutboundEmail.not_after > now)
+        chosen = or_(waiting, (OutboundEmail.status == OutboxStatus.FAILED) & still_useful)
+    if since is not None:
+        chosen = chosen & (OutboundEmail.created_at >= since)
+    result = db.execute(
+        update(OutboundEmail)
+        .where(chosen)
+        .values(
+            status=OutboxStatus.QUEUED,
+            not_before=now,
+            attempts=case(
+                (OutboundEmail.status == OutboxStatus.FAILED, 0), else_=OutboundEmail.attempts
+            ),
+            lease_owner="",
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
 
 
 def release_leases(db: Session, owner: str) -> int:

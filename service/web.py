@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from emails.compose import format_when
 from service.config import settings
+from service.db import UNAVAILABLE, unavailable_reason
 from service.i18n import current_language
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,24 @@ def _unexpected_error(exc: Exception) -> tuple[str, int]:
     return error_page(InternalServerError())
 
 
+def _database_unavailable(exc: Exception) -> tuple[str, int, dict[str, str]]:
+    """A calm 503 while the database is away; a form that was sent comes back, ready to resend.
+
+    Whatever the request began is rolled back when its session closes, so sending again is safe.
+    """
+    log.error(
+        "database unavailable on %s %s: %s",
+        request.method,
+        redact_path(request.path),
+        unavailable_reason(exc),
+    )
+    kept = list(request.form.items(multi=True)) if request.method == "POST" else []
+    query = request.query_string.decode("latin-1")
+    action = f"{request.path}?{query}" if query else request.path
+    page = render_template("unavailable.html", kept=kept, action=action)
+    return page, 503, {"Retry-After": "60"}
+
+
 def init_app(app: Flask) -> None:
     from service.devmail.routes import bp as devmail_bp
     from service.health.routes import bp as health_bp
@@ -75,6 +94,8 @@ def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, error_page)
     app.register_error_handler(Exception, _unexpected_error)
+    for unavailable in UNAVAILABLE:
+        app.register_error_handler(unavailable, _database_unavailable)
     app.context_processor(_page_globals)
     # Meeting times on pages read as they do in the emails: day, time, the zone's name.
     app.jinja_env.filters["when"] = lambda value, zone: format_when(

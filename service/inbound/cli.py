@@ -34,8 +34,8 @@ def inbound_read() -> None:
     try:
         with session_scope() as db:
             outcome = process_message(db, raw, now=now())
-    except Exception:
-        log.exception("could not process an inbound message")
+    except Exception as error:  # one line: stderr goes back to the MTA, which may mail it
+        log.error("could not process an inbound message: %s: %s", type(error).__name__, error)
         click.echo("could not process the message now; try again later", err=True)
         sys.exit(TEMPORARY_FAILURE)
     click.echo(outcome.summary())

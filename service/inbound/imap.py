@@ -20,10 +20,10 @@ flagged \\Deleted are left alone.
 A message whose processing fails stays in the folder and is tried again at the next poll.
 A database that cannot be reached stops the poll, since every other message would fail too.
 
-TLS is always verified (`ssl.create_default_context()`): port 143 upgrades with STARTTLS
-before logging in, any other port speaks TLS from the first byte. A private CA is trusted
-through `cafile`, or through the SSL_CERT_FILE environment variable, which the default
-context honours.
+TLS is verified whenever it is used: WG_IMAP_SECURITY `ssl` speaks TLS from the first byte,
+`starttls` upgrades before logging in, `none` is for a mailbox on the same machine; unset, port
+143 means STARTTLS and any other port TLS. A private CA (WG_IMAP_CA_FILE) is trusted besides
+the system's.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from imapclient import DELETED, SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from emails.transport import tls_context
 from service.config import Settings
 from service.db import session_scope
 from service.inbound.operations import process_message
@@ -97,8 +98,7 @@ def poll_once(
 ) -> PollReport:
     """Process and file every message waiting in the mailbox; raise PollError if unreadable.
 
-    `cafile` trusts a private CA instead of the system's; `starttls` overrides the choice
-    made from the port (STARTTLS on 143, TLS from the start elsewhere).
+    `cafile` trusts a private CA besides the system's; `starttls` overrides WG_IMAP_SECURITY.
     """
     if not settings.imap_host:
         raise PollError("WG_IMAP_HOST is not set, so there is no mailbox to poll")
@@ -128,17 +128,18 @@ def poll_once(
 
 
 def _connect(settings: Settings, cafile: str | None, starttls: bool | None) -> IMAPClient:
-    context = ssl.create_default_context(cafile=cafile)
-    if starttls is None:
-        starttls = settings.imap_port == STARTTLS_PORT
+    context = tls_context(cafile or settings.imap_ca_file or None)
+    security = settings.imap_security
+    if starttls is not None:
+        security = "starttls" if starttls else "ssl"
     client = IMAPClient(
         settings.imap_host,
         port=settings.imap_port,
-        ssl=not starttls,
+        ssl=security == "ssl",
         ssl_context=context,
         timeout=TIMEOUT_SECONDS,
     )
-    if starttls:
+    if security == "starttls":
         try:
             client.starttls(context)  # before any credential is sent
         except BaseException:
