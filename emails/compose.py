@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date as babel_format_date
 from babel.dates import format_time as babel_format_time
 from babel.dates import get_timezone_name
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import escape
 
 from emails.addresses import (
@@ -95,6 +95,12 @@ def _format_day(value: datetime | str, lang: str, zone: str, width: str = "full"
     return babel_format_date(_moment(value).astimezone(ZoneInfo(zone)), width, locale=lang)
 
 
+def autoescapes(template_name: str | None) -> bool:
+    """Every template escapes what it prints, except the plain-text parts (`.txt`), whose
+    readers would see `&amp;`; a partial shared by both holds data, not output."""
+    return not (template_name or "").endswith(".txt")
+
+
 @cache
 def environment(lang: str) -> Environment:
     """One Jinja environment per language, so gettext is bound once, not per message."""
@@ -102,7 +108,7 @@ def environment(lang: str) -> Environment:
         raise ValueError(f"unknown language {lang!r}")
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"]),
+        autoescape=autoescapes,
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
