@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -13,14 +15,44 @@ from emails.transport import Transport
 from scheduler import jobs
 from service.clock import now
 from service.config import settings
+from service.db import UNAVAILABLE, get_database, unavailable_reason
 from service.inbound.imap import PollError, poll_once
 from service.outbox import OutboxSender
+from service.ratelimits import forget_expired
 
 log = logging.getLogger(__name__)
 
 TICK_EVERY_SECONDS = 60
 DELIVER_EVERY_SECONDS = 5
 INBOUND_EVERY_MINUTES = 3
+# While the database is away every job fails each time it runs; one line a minute says so.
+UNAVAILABLE_LOG_EVERY_SECONDS = 60.0
+
+
+class DatabaseWatch:
+    """Runs jobs; while the database is unavailable, logs one line a minute instead of a
+    traceback per run, and says when it is back."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+        self.logged_at = 0.0
+
+    def run(self, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except UNAVAILABLE as exc:
+            now = time.monotonic()
+            if self.down_since is None:
+                self.down_since = now
+            if now - self.logged_at >= UNAVAILABLE_LOG_EVERY_SECONDS:
+                self.logged_at = now
+                log.error("the database is unavailable: %s", unavailable_reason(exc))
+            return
+        if self.down_since is not None:
+            log.warning(
+                "the database is back after %d s", round(time.monotonic() - self.down_since)
+            )
+            self.down_since, self.logged_at = None, 0.0
 
 
 def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> OutboxSender:
@@ -31,16 +63,19 @@ def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> Outb
     Returns the process's one outbox sender, so that shutdown can stop it between batches.
     """
     sender = OutboxSender(app, transport, now=lambda: now(app))
+    database = DatabaseWatch()
 
-    def tick_job() -> None:
+    def tick() -> None:
         # Only the deliver job sends: one sender, one lease owner, in this process.
-        report = jobs.enqueue_due(app, now(app))
+        moment = now(app)
+        report = jobs.enqueue_due(app, moment)
         if report.queued_anything:
             log.info(report.summary())
+        forget_expired(get_database(app).engine, moment)
 
-    def deliver_job() -> None:
+    def deliver() -> None:
         report = sender.run_once()
-        if report.handled:
+        if report.handled and not report.held:
             log.info(
                 "delivered: sent %d, retry %d, failed %d",
                 report.sent,
@@ -48,17 +83,28 @@ def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> Outb
                 report.failed,
             )
 
-    def inbound_job() -> None:
+    def tick_job() -> None:
+        database.run(tick)
+
+    def deliver_job() -> None:
+        database.run(deliver)
+
+    def inbound() -> None:
         try:
             report = poll_once(app, settings(app), now=lambda: now(app))
         except PollError as exc:
             log.error("inbound poll: %s", exc)
             return
+        except UNAVAILABLE:
+            raise  # the watch says it once a minute
         except Exception:
             log.exception("inbound poll failed")
             return
         if report.handled:
             log.info("inbound poll: %s", report.summary())
+
+    def inbound_job() -> None:
+        database.run(inbound)
 
     common = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
     scheduler.add_job(

@@ -30,11 +30,19 @@ class Faults:
     stall_at: int = 0  # the Nth DATA waits `stall_seconds` before its answer
     stall_seconds: float = 0.0
     hold_until_sessions: int = 0  # DATA waits until this many sessions have sent RCPT
+    refuse_sender: str = ""  # the reply to every MAIL FROM, when set
 
 
 class _Handler:
     def __init__(self, server: FaultySmtp) -> None:
         self.server = server
+
+    async def handle_MAIL(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
+        if self.server.faults.refuse_sender:
+            return self.server.faults.refuse_sender
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
         owner = self.server
