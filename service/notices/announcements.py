@@ -7,6 +7,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 import markdown
+import nh3
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,10 +45,30 @@ class AnnouncementReport:
         )
 
 
+# What an announcement may use: Markdown's own elements, links to the web and to mail.
+MARKDOWN_EXTENSIONS = ("sane_lists", "nl2br", "fenced_code")
+ALLOWED_TAGS = frozenset(
+    {"p", "br", "strong", "em", "a", "ul", "ol", "li", "blockquote", "code", "pre", "hr"}
+    | {"h1", "h2", "h3", "h4", "h5", "h6"}
+)
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
+ALLOWED_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+_SANITISER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    attributes=ALLOWED_ATTRIBUTES,
+    url_schemes=set(ALLOWED_URL_SCHEMES),
+    url_relative="deny",  # a mail has no page that a relative link could point into
+    link_rel="noopener noreferrer",
+)
+
+
 def render_markdown(text: str) -> str:
-    """HTML for an email body; raw HTML in the source is shown as text, not run."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return markdown.markdown(escaped, extensions=["sane_lists"], output_format="html")
+    """HTML for an email body: the Markdown rendered, then sanitised to ALLOWED_TAGS and
+    links to ALLOWED_URL_SCHEMES. Raw HTML in the source is shown as text, not run."""
+    converter = markdown.Markdown(extensions=list(MARKDOWN_EXTENSIONS), output_format="html")
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    return _SANITISER.clean(converter.convert(text))
 
 
 def _shared(subject: str, body: str) -> dict[str, str]:
