@@ -35,7 +35,7 @@ class DatabaseWatch:
 
     def __init__(self) -> None:
         self.down_since: float | None = None
-        self.logged_at = 0.0
+        self.logged_at: float | None = None
 
     def run(self, job: Callable[[], None]) -> None:
         try:
@@ -44,7 +44,7 @@ class DatabaseWatch:
             now = time.monotonic()
             if self.down_since is None:
                 self.down_since = now
-            if now - self.logged_at >= UNAVAILABLE_LOG_EVERY_SECONDS:
+            if self.logged_at is None or now - self.logged_at >= UNAVAILABLE_LOG_EVERY_SECONDS:
                 self.logged_at = now
                 log.error("the database is unavailable: %s", unavailable_reason(exc))
             return
@@ -52,7 +52,7 @@ class DatabaseWatch:
             log.warning(
                 "the database is back after %d s", round(time.monotonic() - self.down_since)
             )
-            self.down_since, self.logged_at = None, 0.0
+            self.down_since, self.logged_at = None, None
 
 
 def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> OutboxSender:

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 
 from service.clock import now
 from service.config import settings
-from service.db import session_scope
+from service.db import UNAVAILABLE, session_scope, unavailable_reason
 from service.inbound.imap import PollError, poll_once
 from service.inbound.operations import process_message
 
@@ -35,8 +35,10 @@ def inbound_read() -> None:
         with session_scope() as db:
             outcome = process_message(db, raw, now=now())
     except Exception as error:  # one line: stderr goes back to the MTA, which may mail it
-        log.error("could not process an inbound message: %s: %s", type(error).__name__, error)
-        click.echo("could not process the message now; try again later", err=True)
+        reason = type(error).__name__
+        if isinstance(error, UNAVAILABLE):
+            reason = unavailable_reason(error)
+        click.echo(f"could not process the message now ({reason}); try again later", err=True)
         sys.exit(TEMPORARY_FAILURE)
     click.echo(outcome.summary())
 
