@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, time
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import click
@@ -29,6 +30,35 @@ def parse_days(value: str) -> tuple[int, ...]:
         raise click.BadParameter(f"{value!r} is not a list of days such as 7,2") from None
 
 
+ONLINE_URL_LENGTH = 500  # what the column holds
+
+
+def web_link(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--online-url as given when it is an http(s) link; otherwise one line and exit 2.
+
+    The link is put in every invitation and calendar entry, so no other scheme (javascript:,
+    data:, file:) may come in.
+    """
+    if not value:
+        return value
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = urlsplit("")
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or any(char.isspace() or not char.isprintable() for char in value)
+    ):
+        problem = "must be an http:// or https:// link without spaces"
+    elif len(value) > ONLINE_URL_LENGTH:
+        problem = f"must be an http(s) link of at most {ONLINE_URL_LENGTH} characters"
+    else:
+        return value
+    click.echo(f"wg: --online-url {problem}, not {value[:80]!r}", err=True)
+    raise click.exceptions.Exit(2)
+
+
 def meeting_options(command: Any) -> Any:
     """The options a one-off meeting and a series share."""
     for option in reversed(
@@ -43,7 +73,9 @@ def meeting_options(command: Any) -> Any:
             ),
             click.option("--duration", default=120, show_default=True, type=int, help="Minutes."),
             click.option("--location", default="", help="Address of the place."),
-            click.option("--online-url", default="", help="Link to join online."),
+            click.option(
+                "--online-url", default="", callback=web_link, help="http(s) link to join online."
+            ),
             click.option("--agenda", default="", help="Agenda in English."),
             click.option("--agenda-km", default="", help="Agenda in Khmer."),
             click.option("--invite-days", default=14, show_default=True, type=int),
@@ -219,7 +251,7 @@ def meetings_cancel(reference: str, reason: str) -> None:
 @click.argument("reference")
 @click.option("--starts-at", default=None, metavar="ISO")
 @click.option("--location", default=None)
-@click.option("--online-url", default=None)
+@click.option("--online-url", default=None, callback=web_link, help="http(s) link.")
 def meetings_reschedule(
     reference: str, starts_at: str | None, location: str | None, online_url: str | None
 ) -> None:
