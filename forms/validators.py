@@ -65,9 +65,14 @@ def mailable_address(value: str) -> str:
     return result.ascii_email.lower()
 
 
+def is_phone_number(value: str) -> bool:
+    """Digits with spaces, brackets, dots, slashes or hyphens, and an optional leading +."""
+    return bool(_PHONE.fullmatch(value))
+
+
 class Phone:
     def __call__(self, form: Form, field: Field) -> None:
-        if field.data and not _PHONE.match(field.data.strip()):
+        if field.data and not is_phone_number(field.data.strip()):
             raise ValidationError(
                 _l("Enter a phone number with digits, for example +855 12 345 678.")
             )

@@ -42,7 +42,8 @@ def members_import(file: IO[bytes], dry_run: bool) -> None:
     Columns: organization, name, email, language (en or km); optional role, phone,
     kind (organisation, institution, individual) and status (active, inactive,
     unsubscribed, bounced). Contacts are matched by email. Suppressed addresses are
-    never re-activated. Bad lines are reported and the good ones imported.
+    never re-activated. Every line that cannot be imported is reported (one that cannot
+    be read as CSV too) and the good ones are imported; the exit status is then 1.
     """
     try:
         parsed = roster.parse_roster(file.read())
@@ -89,6 +90,8 @@ def members_import(file: IO[bytes], dry_run: bool) -> None:
     if dry_run:
         click.echo("dry run: nothing was stored")
     click.echo(report.summary())
+    if report.errors:
+        raise click.exceptions.Exit(1)
 
 
 @click.command("export")

@@ -4,6 +4,8 @@ Coordinators keep members in spreadsheets, so the list comes in and goes out as 
 (UTF-8, Excel's BOM and CRLF included). Parsing is pure: it turns the file's bytes into
 checked rows and per-line problems. The import then upserts contacts by email in batches,
 never re-activates a suppressed address, and flushes; the caller commits or rolls back.
+An exported cell that a spreadsheet would run as a formula gets a leading apostrophe
+(OWASP's advice against CSV injection), which the import takes off again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from email_validator import EmailNotValidError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from forms.validators import NonAsciiMailbox, mailable_address, normalise_phone
+from forms.validators import (
+    NonAsciiMailbox,
+    is_phone_number,
+    mailable_address,
+    normalise_phone,
+)
 from service import audit
 from service.db import insert_ignoring_duplicates
 from service.models import (
@@ -74,6 +81,15 @@ _LINE_BREAK = re.compile("[\r\n\u2028\u2029\x85]")
 
 BATCH_SIZE = 1000  # rows per round of queries and flush
 
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Why a line cannot be read as CSV, by the csv module's message (strict mode).
+_UNREADABLE = {
+    "unexpected end of data": "a double quote opened on this line is never closed",
+    "',' expected after '\"'": "text after the closing double quote of a value",
+}
+_QUOTE_HINT = '(inside a quoted value, write a double quote twice: "")'
+
 
 class RosterFileError(ValueError):
     """The file cannot be used at all (not UTF-8, missing columns); one line says why."""
@@ -81,13 +97,16 @@ class RosterFileError(ValueError):
 
 @dataclass(frozen=True)
 class RowProblem:
-    """A line of the file that was not imported, and why."""
+    """A line (or the lines of one record) of the file that was not imported, and why."""
 
     line: int
     message: str
     skipped: bool = False  # a deliberate skip (suppressed address), not an error
+    last_line: int = 0  # where a record with a quoted line break ends
 
     def __str__(self) -> str:
+        if self.last_line > self.line:
+            return f"lines {self.line}-{self.last_line}: {self.message}"
         return f"line {self.line}: {self.message}"
 
 
@@ -180,16 +199,29 @@ def _decode(data: bytes) -> str:
         ) from None
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """(physical line where the record starts, cells); a quoted line break spans lines."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    end = 0
-    try:
-        for cells in reader:
-            yield end + 1, cells
-            end = reader.line_num
-    except csv.Error as exc:
-        raise RosterFileError(f"line {end + 1}: {exc}") from None
+def _records(text: str) -> Iterator[tuple[int, int, list[str] | str]]:
+    """(first line, last line, cells) of each record, or why it cannot be read instead of
+    its cells. A quoted line break makes a record span lines; after a quote that is never
+    closed, reading goes on from the line after the one it was opened on."""
+    lines = io.StringIO(text, newline="").readlines()
+    start = 0  # lines before the one the reader begins with
+    while start < len(lines):
+        reader = csv.reader(lines[start:], strict=True)
+        done = start  # lines taken by the records read so far
+        while True:
+            try:
+                cells: list[str] | str = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                reason = _UNREADABLE.get(str(exc))
+                cells = f"{reason} {_QUOTE_HINT}" if reason else f"cannot be read as CSV ({exc})"
+                if str(exc) == "unexpected end of data":  # the quote swallowed the rest
+                    yield done + 1, done + 1, cells
+                    start = done + 1
+                    break
+            yield done + 1, start + reader.line_num, cells
+            done = start + reader.line_num
 
 
 def _header(cells: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
@@ -297,30 +329,39 @@ def _email(value: str, reasons: list[str]) -> str:
 
 
 def parse_roster(data: bytes) -> Roster:
-    """Check a CSV file's bytes line by line; RosterFileError when the file is unusable."""
+    """Check a CSV file's bytes line by line; RosterFileError when the file is unusable.
+
+    Every line that is not imported is in `problems`, a line that cannot be read as CSV too.
+    """
     records = _records(_decode(data))
-    header = next(records, None)
-    if header is None or not any(cell.strip() for cell in header[1]):
+    first = next(records, None)
+    header = first[2] if first is not None else []
+    if isinstance(header, str):
+        raise RosterFileError(f"line 1: {header}")
+    if not any(cell.strip() for cell in header):
         raise RosterFileError(
             f"the file is empty: the first row must name the columns {', '.join(REQUIRED_COLUMNS)}"
         )
-    columns, ignored = _header(header[1])
+    columns, ignored = _header(header)
 
     rows: list[RosterRow] = []
     problems: list[RowProblem] = []
     first_line: dict[str, int] = {}  # email -> line it first appeared on
-    for line, cells in records:
+    for line, last_line, cells in records:
+        if isinstance(cells, str):
+            problems.append(RowProblem(line, cells, last_line=last_line))
+            continue
         if not any(cell.strip() for cell in cells):
             continue  # blank lines, and Excel's rows of empty cells
         values = {
-            name: clean(cells[index]) if index < len(cells) else ""
+            name: from_spreadsheet(clean(cells[index])) if index < len(cells) else ""
             for name, index in columns.items()
         }
         checked = _check_row(line, values, columns)
-        if any(cell.strip() for cell in cells[len(header[1]) :]):
+        if any(cell.strip() for cell in cells[len(header) :]):
             # An unquoted comma shifts every later cell into the wrong column.
             checked = [
-                f"{len(cells)} cells but the header has {len(header[1])} "
+                f"{len(cells)} cells but the header has {len(header)} "
                 "(put a value that contains a comma in double quotes)"
             ]
         elif isinstance(checked, RosterRow) and checked.email:
@@ -333,7 +374,7 @@ def parse_roster(data: bytes) -> Roster:
             if email and not _CONTROL.search(email):
                 first_line.setdefault(email, line)
         if isinstance(checked, list):
-            problems.append(RowProblem(line, "; ".join(checked)))
+            problems.append(RowProblem(line, "; ".join(checked), last_line=last_line))
         else:
             rows.append(checked)
     rows, kind_problems = _consistent_kinds(rows)
@@ -589,13 +630,36 @@ def export_rows(db: Session) -> list[dict[str, str]]:
     return rows
 
 
+def _is_formula(value: str) -> bool:
+    """Whether a spreadsheet would run `value`: it starts with one of FORMULA_STARTS and is
+    not a phone number, whose digits and separators make no function or reference."""
+    return value.startswith(FORMULA_STARTS) and not is_phone_number(value)
+
+
+def to_spreadsheet(value: str) -> str:
+    """`value` as a CSV cell that no spreadsheet runs: an apostrophe before a formula.
+
+    A value that already starts with apostrophes before a formula gets one more, so that
+    from_spreadsheet() always gives back exactly `value`.
+    """
+    return "'" + value if _is_formula(value.lstrip("'")) else value
+
+
+def from_spreadsheet(cell: str) -> str:
+    """The value that to_spreadsheet() wrote as `cell`."""
+    return cell[1:] if cell.startswith("'") and _is_formula(cell.lstrip("'")) else cell
+
+
 def export_csv(rows: list[dict[str, str]]) -> bytes:
-    """UTF-8 with a BOM (so Excel shows Khmer) and CRLF line ends, Excel's own dialect."""
+    """UTF-8 with a BOM (so Excel shows Khmer) and CRLF line ends, Excel's own dialect;
+    no cell is a formula (see to_spreadsheet)."""
     buffer = io.StringIO(newline="")
     buffer.write("\ufeff")
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(
+        {name: to_spreadsheet(row.get(name, "")) for name in EXPORT_COLUMNS} for row in rows
+    )
     return buffer.getvalue().encode("utf-8")
 
 

@@ -597,9 +597,10 @@ def test_csv_import_survives_hostile_files_and_imported_names_make_clean_mail(
         )
         assert "Traceback" not in result.output
         after = stored(db), db.scalar(select(func.count()).select_from(Organisation))
-        if result.exit_code != 0:
+        if result.exit_code == 2:  # the file cannot be used at all
             assert after == before, result.output
             return
+        assert result.exit_code in (0, 1)  # 1: some lines had errors, the good ones are in
         created = int(SUMMARY.search(result.output).group(1))
         assert after[0][-1] - before[0][-1] == created  # contacts: exactly the ones reported
 
