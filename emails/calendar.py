@@ -14,6 +14,8 @@ transition (RFC 5545 section 3.6.5).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -44,7 +46,7 @@ _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 class MeetingEvent:
     """One occurrence of the meeting, as one invitee's calendar should show it."""
 
-    uid: str  # stable per occurrence, e.g. "meeting-42@wg.example"
+    uid: str  # stable per invitee and occurrence: invitation_uid()
     sequence: int  # raised on every change (reschedule, cancel)
     summary: str  # the title in the recipient's language
     description: str  # agenda + answer links as plain text
@@ -57,6 +59,19 @@ class MeetingEvent:
     organizer_name: str = ""
     attendee_email: str = ""
     attendee_name: str = ""
+
+
+def invitation_uid(meeting_id: str, invitation_id: int, *, secret: str, domain: str) -> str:
+    """The event UID of one invitee's copy of a meeting: `meeting-ID-MAC@domain`.
+
+    The MAC (HMAC-SHA256 of the invitation under the service's secret) makes every invitee's
+    UID their own, so a calendar reply names the invitation it answers and no one can write
+    one for another invitee's copy. It depends on nothing that changes, so a reschedule or a
+    cancellation updates the same event in the invitee's calendar.
+    """
+    message = f"event-uid:{invitation_id}".encode()
+    mac = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+    return f"meeting-{meeting_id}-{mac}@{domain}"
 
 
 def request_ics(event: MeetingEvent, *, stamp: datetime) -> bytes:
