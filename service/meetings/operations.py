@@ -15,6 +15,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from emails import names
+from emails.calendar import invitation_uid
 from service import audit, outbox, tokens
 from service.config import Settings, settings
 from service.db import insert_ignoring_duplicates
@@ -427,7 +428,12 @@ def _send(
     if template in (names.MEETING_INVITATION, names.MEETING_CANCELLED) and not to_substitute:
         context["calendar"] = {
             "method": "CANCEL" if cancelled else "REQUEST",
-            "uid": f"meeting-{meeting.public_id}@{config.mail_domain}",
+            "uid": invitation_uid(
+                meeting.public_id,
+                invitation.id,
+                secret=config.secret_key,
+                domain=config.mail_domain,
+            ),
             "sequence": meeting.sequence,
             "summary": details["title"],
             "description": details["agenda"],

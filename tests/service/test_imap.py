@@ -422,3 +422,33 @@ def test_poll_once_refuses_to_poll_the_folder_it_files_into(app, clock):
 
     with pytest.raises(PollError, match="WG_IMAP_FOLDER"):
         poll_once(app, into_processed, now=clock)
+
+
+def test_poison_messages_are_filed_for_a_person_not_retried_every_poll(app, db, mailbox):
+    nul_subject = (
+        b"From: Dara <dara@riverbank.example>\r\nSubject: Re: meeting \x00\x1b[2J\r\n"
+        b"Message-ID: <poison-1@riverbank.example>\r\nIn-Reply-To: <unknown@wg.example>\r\n"
+        b"\r\nYes.\r\n"
+    )
+    many = " ".join(f"<thread-{n}@lists.example>" for n in range(70_000))
+    long_thread = (
+        "From: dara@riverbank.example\r\nSubject: Re: meeting\r\n"
+        f"Message-ID: <poison-2@riverbank.example>\r\nReferences: {many}\r\n\r\nYes.\r\n"
+    ).encode()
+    mailbox.append(nul_subject, long_thread)
+
+    result = poll(app)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "processed 0, ignored 0, needs attention 2, already processed 0, errors 0"
+    )
+    assert mailbox.message_ids("INBOX") == []
+    assert mailbox.message_ids(ATTENTION) == [
+        "<poison-1@riverbank.example>",
+        "<poison-2@riverbank.example>",
+    ]
+    # (Dovecot stores a NUL as 0x80; whatever arrives, no control character is kept.)
+    subjects = [row.subject for row in db.scalars(select(InboundMessage))]
+    assert all(subject.startswith("Re: meeting") for subject in subjects)
+    assert not any(char in subject for subject in subjects for char in "\x00\x1b")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from email.message import EmailMessage
@@ -13,7 +14,11 @@ import icalendar
 import pytest
 from sqlalchemy import func, select
 
+from emails.verp import return_path
+from service.cli import cli
+from service.config import settings
 from service.db import session_scope
+from service.inbound import operations as inbound_operations
 from service.inbound.operations import process_message
 from service.meetings import operations
 from service.models import (
@@ -25,9 +30,11 @@ from service.models import (
     InboundOutcome,
     Invitation,
     Meeting,
+    OutboundEmail,
     Rsvp,
     Suppression,
 )
+from service.notices import digest
 from tests.service.test_meetings import add_meeting, local
 
 SAMPLES = Path(__file__).resolve().parents[1] / "emails" / "inbound_samples"
@@ -65,6 +72,8 @@ def calendar_reply(
     attendee: str | None = None,
     sequence: int | None = None,
     robot: bool = False,
+    sender: str | None = None,
+    uid: str | None = None,
 ) -> bytes:
     """A REPLY as a calendar client sends it, built from the invitation's own event."""
     part = next(
@@ -77,7 +86,7 @@ def calendar_reply(
     reply.add("version", "2.0")
     reply.add("method", "REPLY")
     answer = icalendar.Event()
-    answer.add("uid", str(event["UID"]))
+    answer.add("uid", uid or str(event["UID"]))
     answer.add("sequence", int(event["SEQUENCE"]) if sequence is None else sequence)
     answer.add("dtstamp", event["DTSTAMP"].dt)
     answer.add("dtstart", event["DTSTART"].dt)
@@ -86,7 +95,7 @@ def calendar_reply(
     answer.add("attendee", attendee_prop)
     reply.add_component(answer)
     message = EmailMessage()
-    message["From"] = "calendar-notification@google.com" if robot else address
+    message["From"] = sender or ("calendar-notification@google.com" if robot else address)
     message["To"] = "noreply@wg.test"
     message["Subject"] = f"{partstat.title()}: Monthly meeting"
     message["Message-ID"] = make_msgid(domain="calendar.example")
@@ -127,11 +136,12 @@ def test_calendar_answer_is_recorded_like_a_click(app, clock, db, invited, parts
     assert answer_of(db, "amara@riverbank.example") == (expected, AnswerChannel.CALENDAR)
 
 
-def test_calendar_answer_from_a_calendar_robot_is_still_taken(app, clock, db, invited):
+def test_calendar_answer_sent_by_a_calendar_robot_waits_for_a_person(app, clock, db, invited):
+    # From is not the invitee: anyone could have sent it, so a person decides.
     raw = calendar_reply(invited["amara@riverbank.example"], "ACCEPTED", robot=True)
 
-    assert process(app, clock, raw).outcome is InboundOutcome.PROCESSED
-    assert answer_of(db, "amara@riverbank.example") == (Rsvp.YES, AnswerChannel.CALENDAR)
+    assert process(app, clock, raw).outcome is InboundOutcome.ATTENTION
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.NONE, None)
 
 
 def test_calendar_answer_for_an_older_version_is_ignored(app, clock, db, invited):
@@ -207,9 +217,29 @@ def test_a_message_is_processed_once(app, clock, db, invited):
     assert db.scalar(select(func.count()).select_from(InboundMessage)) == 2
 
 
-def test_hard_bounce_suppresses_the_address(app, clock, db, make_member):
-    make_member("dara.sok@riverbank.example", name="Dara")
-    raw = (SAMPLES / "postfix_bounce.eml").read_bytes()
+def mailed(app, clock, deliver, make_member, db, address: str) -> OutboundEmail:
+    """A member who was sent an invitation; returns the outbox row of that message."""
+    make_member(address, name="Member")
+    clock.set(local(2027, 1, 5, 9, 0))
+    add_meeting(app, clock, local(2027, 1, 14, 14, 0))
+    deliver()
+    return sent_to(db, address)
+
+
+SAMPLE_RETURN_PATH = re.compile(rb"bounces\+b-[0-9]+-[0-9a-f]{16}@wg\.example")
+SAMPLE_INVITATION_ID = re.compile(rb"<invitation-2026-12\.[A-Za-z0-9_]+@wg\.example>")
+
+
+def sample_about(app, name: str, row: OutboundEmail) -> bytes:
+    """A sample bounce as it comes back for `row`: to its return path, quoting its Message-ID."""
+    raw = (SAMPLES / name).read_bytes()
+    raw = SAMPLE_RETURN_PATH.sub(return_path_of(app, row).encode(), raw)
+    return SAMPLE_INVITATION_ID.sub(row.message_id.encode(), raw)
+
+
+def test_hard_bounce_suppresses_the_address(app, clock, db, deliver, make_member):
+    row = mailed(app, clock, deliver, make_member, db, "dara.sok@riverbank.example")
+    raw = sample_about(app, "postfix_bounce.eml", row)
 
     outcome = process(app, clock, raw)
 
@@ -219,11 +249,11 @@ def test_hard_bounce_suppresses_the_address(app, clock, db, make_member):
     assert db.scalar(select(Suppression.reason)) == "bounced"
 
 
-def soft_bounce(address: str, n: int) -> bytes:
-    """An RFC 3464 report of a temporary failure (mailbox full)."""
+def soft_bounce(address: str, n: int, *, to: str) -> bytes:
+    """An RFC 3464 report of a temporary failure (mailbox full), sent to return path `to`."""
     return (
         "From: MAILER-DAEMON@mx.example\r\n"
-        "To: noreply@wg.test\r\n"
+        f"To: {to}\r\n"
         "Subject: Undelivered Mail Returned to Sender\r\n"
         f"Message-ID: <soft-{n}@mx.example>\r\n"
         "MIME-Version: 1.0\r\n"
@@ -236,26 +266,30 @@ def soft_bounce(address: str, n: int) -> bytes:
     ).encode()
 
 
-def test_soft_bounces_suppress_only_when_they_keep_coming_over_days(app, clock, db, make_member):
-    make_member("full@riverbank.example", name="Full")
+def test_soft_bounces_suppress_only_when_they_keep_coming_over_days(
+    app, clock, db, deliver, make_member
+):
+    row = mailed(app, clock, deliver, make_member, db, "full@riverbank.example")
+    to = return_path_of(app, row)
     for n in range(5):
-        process(app, clock, soft_bounce("full@riverbank.example", n))  # five in one day count once
+        process(app, clock, soft_bounce(row.recipient, n, to=to))  # five in one day count once
     assert db.scalar(select(Contact.status)) is ContactStatus.ACTIVE
 
     for n in range(5, 11):
         clock.advance(days=1)
-        process(app, clock, soft_bounce("full@riverbank.example", n))
+        process(app, clock, soft_bounce(row.recipient, n, to=to))
     db.expire_all()
     assert db.scalar(select(Contact.status)) is ContactStatus.BOUNCED
 
 
-def test_soft_bounce_score_is_forgotten_after_a_quiet_week(app, clock, db, make_member):
-    make_member("full@riverbank.example", name="Full")
+def test_soft_bounce_score_is_forgotten_after_a_quiet_week(app, clock, db, deliver, make_member):
+    row = mailed(app, clock, deliver, make_member, db, "full@riverbank.example")
+    to = return_path_of(app, row)
     for n in range(4):
-        process(app, clock, soft_bounce("full@riverbank.example", n))
+        process(app, clock, soft_bounce(row.recipient, n, to=to))
         clock.advance(days=1)
     clock.advance(days=10)
-    process(app, clock, soft_bounce("full@riverbank.example", 9))
+    process(app, clock, soft_bounce(row.recipient, 9, to=to))
 
     db.expire_all()
     contact = db.scalars(select(Contact)).one()
@@ -263,9 +297,9 @@ def test_soft_bounce_score_is_forgotten_after_a_quiet_week(app, clock, db, make_
     assert contact.status is ContactStatus.ACTIVE
 
 
-def test_policy_rejection_is_our_problem_not_the_members(app, clock, db, make_member):
-    raw = (SAMPLES / "gmail_policy_rejection.eml").read_bytes()
-    outcome = process(app, clock, raw)
+def test_policy_rejection_is_our_problem_not_the_members(app, clock, db, deliver, make_member):
+    row = mailed(app, clock, deliver, make_member, db, "sophea@khmerwomen.example")
+    outcome = process(app, clock, sample_about(app, "gmail_policy_rejection.eml", row))
 
     assert outcome.outcome is InboundOutcome.ATTENTION
     assert "sending problem" in outcome.detail
@@ -345,3 +379,286 @@ def test_wg_inbound_read_takes_a_message_on_standard_input(tmp_path):
         [WG, "inbound", "read"], input=raw, env=environment, capture_output=True, timeout=60
     )
     assert replay.stdout.decode().startswith("already processed")
+
+
+# --- forged answers (issue 10, finding 1) ---------------------------------------------------
+
+MALLORY = "mallory@evil.example"
+DMARC_FAIL = (
+    "mx.wg.test; dkim=none; spf=softfail smtp.mailfrom=riverbank.example; "
+    "dmarc=fail (p=none dis=none) header.from=riverbank.example"
+)
+
+
+def event_uid(invitation_mail) -> str:
+    part = next(
+        p for p in invitation_mail.message.walk() if p.get_content_type() == "text/calendar"
+    )
+    event = next(iter(icalendar.Calendar.from_ical(part.get_payload(decode=True)).walk("VEVENT")))
+    return str(event["UID"])
+
+
+def with_headers(raw: bytes, **headers: str) -> bytes:
+    """The message with some headers put on top, as a receiving server adds them."""
+    top = "".join(f"{name.replace('_', '-')}: {value}\r\n" for name, value in headers.items())
+    return top.encode() + raw
+
+
+def test_each_invitee_has_an_event_uid_of_their_own_that_survives_a_reschedule(
+    app, clock, db, invited, deliver, smtp_server
+):
+    first = {address: event_uid(mail) for address, mail in invited.items()}
+    with app.app_context(), session_scope(app) as session:
+        meeting = session.scalars(select(Meeting)).one()
+        operations.reschedule(session, meeting, now=clock(), location="New office")
+    deliver()
+    updates = {
+        m.rcpt_tos[0]: event_uid(m)
+        for m in smtp_server.messages
+        if any(part.get_content_type() == "text/calendar" for part in m.message.walk())
+    }
+
+    assert len(set(first.values())) == 2
+    assert updates == first
+
+
+def test_calendar_reply_from_a_stranger_for_a_members_address_changes_nothing(
+    app, clock, db, invited
+):
+    amara = invited["amara@riverbank.example"]
+    raw = calendar_reply(amara, "DECLINED", sender=MALLORY)
+
+    outcome = process(app, clock, raw)
+
+    assert outcome.outcome is InboundOutcome.ATTENTION
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.NONE, None)
+    assert (
+        db.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "rsvp.answered")
+        )
+        == 0
+    )
+
+
+def test_calendar_reply_with_the_meetings_shared_uid_is_not_tied_to_an_invitation(
+    app, clock, db, invited
+):
+    public_id = db.scalar(select(Meeting.public_id))
+    raw = calendar_reply(
+        invited["amara@riverbank.example"], "DECLINED", uid=f"meeting-{public_id}@wg.test"
+    )
+
+    assert process(app, clock, raw).outcome is InboundOutcome.ATTENTION
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.NONE, None)
+
+
+def test_calendar_reply_with_another_invitees_uid_is_not_taken(app, clock, db, invited):
+    bophas_uid = event_uid(invited["bopha@memory.example"])
+    raw = calendar_reply(invited["amara@riverbank.example"], "DECLINED", uid=bophas_uid)
+
+    assert process(app, clock, raw).outcome is InboundOutcome.ATTENTION
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.NONE, None)
+    assert answer_of(db, "bopha@memory.example") == (Rsvp.NONE, None)
+
+
+def test_plain_reply_whose_dmarc_failed_waits_for_a_person(app, clock, db, invited):
+    raw = plain_reply(invited["amara@riverbank.example"], "No, sorry.")
+
+    outcome = process(app, clock, with_headers(raw, Authentication_Results=DMARC_FAIL))
+
+    assert outcome.outcome is InboundOutcome.ATTENTION
+    assert "DMARC" in outcome.detail
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.NONE, None)
+
+
+def test_calendar_reply_whose_dmarc_failed_waits_for_a_person(app, clock, db, invited):
+    raw = calendar_reply(invited["amara@riverbank.example"], "DECLINED")
+
+    outcome = process(app, clock, with_headers(raw, Authentication_Results=DMARC_FAIL))
+
+    assert outcome.outcome is InboundOutcome.ATTENTION
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.NONE, None)
+
+
+def test_only_the_topmost_authentication_results_counts(app, clock, db, invited):
+    raw = plain_reply(invited["amara@riverbank.example"], "No, sorry.")
+    # A sender may write any Authentication-Results it likes below the one our server adds.
+    raw = with_headers(raw, Authentication_Results=DMARC_FAIL)
+    raw = with_headers(raw, Authentication_Results="mx.wg.test; dmarc=pass header.from=x")
+
+    assert process(app, clock, raw).outcome is InboundOutcome.PROCESSED
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.NO, AnswerChannel.EMAIL)
+
+
+# --- forged bounces (issue 10, finding 2) ---------------------------------------------------
+
+
+def delivery_report(
+    recipient: str,
+    *,
+    to: str = "noreply@wg.test",
+    status: str = "5.1.1",
+    returned_message_id: str = "<unknown@wg.test>",
+    returned_return_path: str = "",
+    sender: str = "MAILER-DAEMON@mx.example",
+) -> bytes:
+    """An RFC 3464 report as Postfix writes it, with the headers of the returned message."""
+    return (
+        f"From: Mail Delivery System <{sender}>\r\n"
+        f"To: {to}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: {make_msgid(domain='mx.example')}\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="r"\r\n'
+        "\r\n--r\r\nContent-Type: text/plain\r\n\r\n"
+        f"I'm sorry to have to inform you that your message could not be delivered.\r\n"
+        f"<{recipient}>: host mx.example said: 550 {status} User unknown\r\n"
+        "--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 550 {status} User unknown\r\n"
+        "--r\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        + (f"Return-Path: <{returned_return_path}>\r\n" if returned_return_path else "")
+        + f"From: Working Group <noreply@wg.test>\r\nTo: {recipient}\r\n"
+        f"Message-ID: {returned_message_id}\r\nSubject: Monthly meeting\r\n"
+        "--r--\r\n"
+    ).encode()
+
+
+def plain_text_bounce(recipient: str, *, to: str = "noreply@wg.test") -> bytes:
+    return (
+        "From: MAILER-DAEMON@evil.example\r\n"
+        f"To: {to}\r\n"
+        "Subject: failure notice\r\n"
+        f"Message-ID: {make_msgid(domain='evil.example')}\r\n"
+        "\r\n"
+        "Hi. This is the qmail-send program at evil.example.\r\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+        f"<{recipient}>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n"
+    ).encode()
+
+
+def sent_to(db, address: str) -> OutboundEmail:
+    return db.scalars(
+        select(OutboundEmail).where(OutboundEmail.recipient == address).order_by(OutboundEmail.id)
+    ).first()
+
+
+def return_path_of(app, row: OutboundEmail) -> str:
+    return return_path("noreply@wg.test", row.id, settings(app).secret_key)
+
+
+def status_of(db, address: str) -> ContactStatus:
+    db.expire_all()
+    return db.scalar(select(Contact.status).where(Contact.email == address))
+
+
+@pytest.mark.parametrize("forged", ["delivery report", "plain text"])
+def test_a_bounce_tied_to_nothing_we_sent_suppresses_no_one(app, clock, db, invited, forged):
+    amara = "amara@riverbank.example"
+    raw = (
+        delivery_report(amara, sender="MAILER-DAEMON@evil.example")
+        if forged == "delivery report"
+        else plain_text_bounce(amara)
+    )
+
+    outcome = process(app, clock, raw)
+
+    assert outcome.outcome is InboundOutcome.ATTENTION
+    assert status_of(db, amara) is ContactStatus.ACTIVE
+    assert db.scalar(select(func.count()).select_from(Suppression)) == 0
+    with app.app_context():
+        attention = digest.collect(db, now=clock()).context["attention"]
+    assert [item["sender"] for item in attention] == ["mailer-daemon@evil.example"]
+
+
+def test_a_bounce_to_our_return_path_acts_on_the_recipient_of_that_message(app, clock, db, invited):
+    row = sent_to(db, "amara@riverbank.example")
+    # The report names someone else: the return path, which we signed, decides.
+    raw = delivery_report("bopha@memory.example", to=return_path_of(app, row))
+
+    outcome = process(app, clock, with_headers(raw, Delivered_To=return_path_of(app, row)))
+
+    assert outcome.outcome is InboundOutcome.PROCESSED
+    assert status_of(db, "amara@riverbank.example") is ContactStatus.BOUNCED
+    assert status_of(db, "bopha@memory.example") is ContactStatus.ACTIVE
+
+
+def test_a_bounce_whose_returned_message_we_sent_acts_on_its_recipient(app, clock, db, invited):
+    row = sent_to(db, "bopha@memory.example")
+    raw = delivery_report("bopha@memory.example", returned_message_id=row.message_id)
+
+    assert process(app, clock, raw).outcome is InboundOutcome.PROCESSED
+    assert status_of(db, "bopha@memory.example") is ContactStatus.BOUNCED
+
+
+def test_a_return_path_with_a_forged_signature_is_not_believed(app, clock, db, invited):
+    row = sent_to(db, "amara@riverbank.example")
+    forged = return_path("noreply@wg.test", row.id, "not-our-secret")
+    raw = delivery_report("amara@riverbank.example", to=forged, returned_return_path=forged)
+
+    assert process(app, clock, with_headers(raw, Delivered_To=forged)).outcome is (
+        InboundOutcome.ATTENTION
+    )
+    assert status_of(db, "amara@riverbank.example") is ContactStatus.ACTIVE
+
+
+# --- poison messages (issue 10, finding 3) --------------------------------------------------
+
+
+def read_from_stdin(app, raw: bytes):
+    return app.test_cli_runner().invoke(cli, ["inbound", "read"], input=raw)
+
+
+@pytest.mark.parametrize("header", ["From", "Subject"])
+def test_a_nul_byte_in_a_header_is_filed_and_read_exits_0(app, clock, db, invited, header):
+    raw = plain_reply(invited["amara@riverbank.example"], "Yes, I will attend.")
+    raw = re.sub(
+        rf"^{header}: ".encode(), f"{header}: a\x00b\x01".encode(), raw, count=1, flags=re.M
+    )
+    assert b"\x00" in raw
+
+    result = read_from_stdin(app, raw)
+
+    assert result.exit_code == 0, result.output
+    record = db.scalars(select(InboundMessage)).one()
+    assert "\x00" not in record.sender + record.subject + record.detail + record.excerpt
+    again = read_from_stdin(app, raw)
+    assert again.exit_code == 0 and again.stdout.startswith("already processed")
+
+
+def test_seventy_thousand_references_are_read_and_the_reply_still_counts(app, clock, db, invited):
+    invitation_id = invited["amara@riverbank.example"]["Message-ID"]
+    many = " ".join(f"<thread-{n}@lists.example>" for n in range(70_000))
+    raw = plain_reply(invited["amara@riverbank.example"], "Yes, I will attend.")
+    raw = raw.replace(
+        f"\nReferences: {invitation_id}".encode(),
+        f"\nReferences: {many}\r\n {invitation_id}".encode(),
+        1,
+    )
+
+    result = read_from_stdin(app, raw)
+
+    assert result.exit_code == 0, result.output
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.YES, AnswerChannel.EMAIL)
+
+
+def test_a_message_that_breaks_processing_is_filed_with_the_reason_and_read_exits_0(
+    app, clock, db, invited, monkeypatch
+):
+    def breaks(session, inbound, *, now):  # a bug that this message trips, every time
+        raise ValueError("unexpected input")
+
+    monkeypatch.setattr(inbound_operations, "_act", breaks)
+    raw = plain_reply(invited["amara@riverbank.example"], "Yes, I will attend.")
+
+    result = read_from_stdin(app, raw)
+
+    assert result.exit_code == 0, result.output
+    assert "attention" in result.stdout
+    record = db.scalars(select(InboundMessage)).one()
+    assert (record.outcome, record.raw) == (InboundOutcome.ATTENTION, raw)
+    assert "ValueError" in record.detail
+    assert answer_of(db, "amara@riverbank.example") == (Rsvp.NONE, None)
+    assert read_from_stdin(app, raw).stdout.startswith("already processed")

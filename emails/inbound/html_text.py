@@ -1,0 +1,91 @@
+"""HTML bodies as plain text, without the quoted history that mail programs append."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+
+class _HtmlText(HTMLParser):
+    """HTML to plain text, leaving out quoted history (blockquote, Gmail's quote) and scripts."""
+
+    _VOID = {"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base", "source"}
+    _BLOCK = {
+        "p",
+        "div",
+        "br",
+        "tr",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "table",
+        "ul",
+        "ol",
+        "pre",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "blockquote",
+    }
+    _SKIP_TAGS = {"blockquote", "style", "script", "head", "title", "template"}
+    _SKIP_CLASSES = {"gmail_quote", "gmail_signature", "moz-cite-prefix", "moz-signature"}
+    _SKIP_IDS = {"divrplyfwdmsg"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, bool]] = []
+        self.out: list[str] = []
+
+    @property
+    def skipping(self) -> bool:
+        return any(skip for _tag, skip in self.stack)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCK and not self.skipping:
+            self.out.append("\n")
+        if tag in self._VOID:
+            return
+        attributes = {name.lower(): (value or "") for name, value in attrs}
+        classes = set(attributes.get("class", "").lower().split())
+        skip = (
+            tag in self._SKIP_TAGS
+            or bool(classes & self._SKIP_CLASSES)
+            or attributes.get("id", "").lower() in self._SKIP_IDS
+        )
+        self.stack.append((tag, skip))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCK and not self.skipping:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        for position in range(len(self.stack) - 1, -1, -1):
+            if self.stack[position][0] == tag:
+                del self.stack[position:]
+                break
+        if tag in self._BLOCK and not self.skipping:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.out.append(re.sub(r"[ \t\r\n\f]+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """A simple text rendering of an HTML body, without its quoted history."""
+    parser = _HtmlText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:
+        pass
+    text = "".join(parser.out).replace("\xa0", " ")
+    lines = [line.strip() for line in text.split("\n")]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
