@@ -44,6 +44,7 @@ class ContactStatus(enum.StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
     INACTIVE = "inactive"
+    UNCONFIRMED = "unconfirmed"  # named on a join form; gets no mail until they confirm
 
 
 class RequestStatus(enum.StrEnum):
@@ -51,13 +52,19 @@ class RequestStatus(enum.StrEnum):
     PENDING = "pending"  # confirmed, waiting for the coordinator
     APPROVED = "approved"
     DECLINED = "declined"
+    # Closed unconfirmed: another request for the address was confirmed, or no link was sent
+    # (the address was a member or under review). A request whose link ran out needs no
+    # status of its own: it blocks nothing, and only a fresh link can revive it.
+    EXPIRED = "expired"
 
 
 class TokenPurpose(enum.StrEnum):
     CONFIRM = "confirm"
     REVIEW = "review"
     RSVP = "rsvp"
-    UNSUBSCRIBE = "unsubscribe"
+    UNSUBSCRIBE = "unsubscribe"  # a member's: the subject is the contact
+    UNSUBSCRIBE_ADDRESS = "unsubscribe_address"  # a substitute's: the holder is the address
+    CONFIRM_CONTACT = "confirm_contact"  # a further representative confirms their address
 
 
 class OutboxStatus(enum.StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from emails import names
@@ -20,14 +20,21 @@ from service.models import (
     Organisation,
     OrganisationKind,
     OrganisationStatus,
+    OutboundEmail,
+    OutboxStatus,
     RequestStatus,
     Suppression,
     Token,
     TokenPurpose,
+    new_public_id,
 )
 from service.urls import external_url
 
 REVIEW_TTL = timedelta(days=60)
+# Confirmation links one address may receive within LINK_WINDOW: enough for a lost message
+# and a second try, too few for anyone to flood a stranger's mailbox through the form.
+FRESH_LINKS_PER_HOUR = 3
+LINK_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -48,52 +55,79 @@ class Application:
     representatives: list[dict[str, str]] = field(default_factory=list)
 
 
-def _is_known(db: Session, email: str) -> bool:
-    open_request = db.scalar(
-        select(JoinRequest.id).where(
-            JoinRequest.email == email,
-            JoinRequest.status.in_([RequestStatus.UNCONFIRMED, RequestStatus.PENDING]),
-        )
-    )
-    member = db.scalar(
-        select(Contact.id).where(Contact.email == email, Contact.status == ContactStatus.ACTIVE)
-    )
-    return bool(open_request or member)
+def _why_no_link(db: Session, email: str, *, now: datetime) -> str:
+    """Why a confirmation link must not go to `email` now; "" when it may.
 
-
-def submit_join_request(
-    db: Session, application: Application, *, now: datetime
-) -> JoinRequest | None:
-    """Record a request and ask the applicant to confirm their address.
-
-    A request from an address that is already waiting or already a member changes nothing
-    and sends nothing, and the applicant sees the same page either way, so the answer
-    never reveals who is known. Returns None in that case.
+    One query, the same for every address, known or not.
     """
-    if _is_known(db, application.email):
-        return None
+    member = (
+        select(func.count())
+        .select_from(Contact)
+        .where(Contact.email == email, Contact.status == ContactStatus.ACTIVE)
+        .scalar_subquery()
+    )
+    under_review = (
+        select(func.count())
+        .select_from(JoinRequest)
+        .where(JoinRequest.email == email, JoinRequest.status == RequestStatus.PENDING)
+        .scalar_subquery()
+    )
+    recent_links = (
+        select(func.count())
+        .select_from(OutboundEmail)
+        .where(
+            OutboundEmail.recipient == email,
+            OutboundEmail.template == names.JOIN_CONFIRM,
+            OutboundEmail.status != OutboxStatus.EXPIRED,
+            OutboundEmail.created_at > now - LINK_WINDOW,
+        )
+        .scalar_subquery()
+    )
+    is_member, is_under_review, links = db.execute(select(member, under_review, recent_links)).one()
+    if is_member:
+        return "the address is already a member"
+    if is_under_review:
+        return "the address already has a request under review"
+    if links >= FRESH_LINKS_PER_HOUR:
+        return f"{links} links went to the address within the hour"
+    return ""
+
+
+def submit_join_request(db: Session, application: Application, *, now: datetime) -> JoinRequest:
+    """Record a request and send its applicant a link to confirm the address.
+
+    An address still waiting for confirmation gets a fresh link (its earlier one may be lost,
+    expired, or asked for by someone else), at most FRESH_LINKS_PER_HOUR an hour. A member's
+    address, or one under review, gets none: its request is closed at once and its message
+    written as not sent. Either way the same statements run and the same page follows, so
+    neither the answer nor its timing tells whether an address is known.
+    """
+    reason = _why_no_link(db, application.email, now=now)
     request = JoinRequest(
         email=application.email,
         language=Language(application.language),
         submitted=asdict(application),
-        status=RequestStatus.UNCONFIRMED,
+        status=RequestStatus.EXPIRED if reason else RequestStatus.UNCONFIRMED,
         created_at=now,
     )
     db.add(request)
     db.flush()
-    audit.record(db, "join.submitted", request, at=now, actor=application.email)
-    _send_confirmation(db, request, now=now)
+    audit.record(db, "join.submitted", request, at=now, actor=application.email, not_sent=reason)
+    _send_confirmation(db, request, now=now, skipped_because=reason)
     return request
 
 
-def _send_confirmation(db: Session, request: JoinRequest, *, now: datetime) -> None:
+def _send_confirmation(
+    db: Session, request: JoinRequest, *, now: datetime, skipped_because: str = ""
+) -> None:
+    """Queue the link to confirm `request`; with `skipped_because`, a dead link, not sent."""
     hours = settings().confirm_ttl_hours
     raw = tokens.issue(
         db,
         TokenPurpose.CONFIRM,
         request.id,
         now=now,
-        expires_at=now + timedelta(hours=hours),
+        expires_at=now if skipped_because else now + timedelta(hours=hours),
         holder=request.email,
     )
     # One message per link: a resent link is a new message, a repeated call is not.
@@ -115,7 +149,27 @@ def _send_confirmation(db: Session, request: JoinRequest, *, now: datetime) -> N
             "valid_hours": hours,
         },
         now=now,
+        skipped_because=skipped_because,
     )
+
+
+def _move(
+    db: Session, request: JoinRequest, before: RequestStatus, after: RequestStatus, **values: object
+) -> bool:
+    """Change the request's status from `before` to `after`; False when it was not `before`.
+
+    A conditional update: of two sessions doing this at once, the second waits for the
+    first's row lock and then finds nothing to change, on PostgreSQL as on SQLite.
+    """
+    changed = db.execute(
+        update(JoinRequest)
+        .where(JoinRequest.id == request.id, JoinRequest.status == before)
+        .values(status=after, **values)
+        .returning(JoinRequest.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    db.refresh(request)
+    return changed is not None
 
 
 def find_by_token(
@@ -132,12 +186,25 @@ def confirm_address(db: Session, raw: str, *, now: datetime) -> JoinRequest | No
     None when the token is unknown, used or expired; the route tells which apart.
     """
     lookup, request = find_by_token(db, TokenPurpose.CONFIRM, raw, now=now)
-    if not lookup.valid or request is None or request.status is not RequestStatus.UNCONFIRMED:
+    if not lookup.valid or request is None:
+        return None
+    if not _move(db, request, RequestStatus.UNCONFIRMED, RequestStatus.PENDING, confirmed_at=now):
         return None
     lookup.token.used_at = now  # type: ignore[union-attr]
-    request.status = RequestStatus.PENDING
-    request.confirmed_at = now
+    # The address is proven: its other unconfirmed requests (a lost link's, or a request
+    # someone else made with it) are closed, so only this one goes to the coordinators.
+    db.execute(
+        update(JoinRequest)
+        .where(
+            JoinRequest.email == request.email,
+            JoinRequest.status == RequestStatus.UNCONFIRMED,
+            JoinRequest.id != request.id,
+        )
+        .values(status=RequestStatus.EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
     audit.record(db, "join.confirmed", request, at=now, actor=request.email)
+    members = already_members(db, request)
     for coordinator in settings().coordinator_emails:
         raw_review = tokens.issue(
             db,
@@ -156,6 +223,9 @@ def confirm_address(db: Session, raw: str, *, now: datetime) -> JoinRequest | No
             context={
                 "review_url": external_url("membership.review", token=raw_review),
                 **request_details(request),
+                "already_members": [
+                    {"email": email, "organisation": name} for email, name in members.items()
+                ],
             },
             now=now,
         )
@@ -173,13 +243,31 @@ def request_details(request: JoinRequest) -> dict[str, object]:
     }
 
 
+def already_members(db: Session, request: JoinRequest) -> dict[str, str]:
+    """The addresses of a request that belong to another organisation already: address ->
+    its name. The review page and the coordinator's mail say so; approving never moves them."""
+    addresses = [request.email, *(p["email"] for p in request.submitted["representatives"])]
+    found = db.execute(
+        select(Contact.email, Organisation.name, Organisation.id)
+        .join(Organisation, Contact.organisation_id == Organisation.id)
+        .where(Contact.email.in_(addresses))
+    ).all()
+    return {email: name for email, name, owner in found if owner != request.organisation_id}
+
+
 def resend_confirmation(db: Session, raw: str, *, now: datetime) -> bool:
-    """Send a fresh link for an expired one, while the request still waits for it."""
+    """Send a fresh link for an expired one, while the request still waits for it.
+
+    Within FRESH_LINKS_PER_HOUR an hour for the address; past it nothing is sent and the old
+    link stays as it was, but the answer is the same.
+    """
     lookup, request = find_by_token(db, TokenPurpose.CONFIRM, raw, now=now)
     if lookup.token is None or request is None or request.status is not RequestStatus.UNCONFIRMED:
         return False
     if lookup.token.used_at is not None:
         return False
+    if _why_no_link(db, request.email, now=now):
+        return True
     lookup.token.used_at = now  # the old link is spent; the new one replaces it
     _send_confirmation(db, request, now=now)
     audit.record(db, "join.confirmation_resent", request, at=now, actor=request.email)
@@ -196,16 +284,18 @@ def decide(
     note: str,
     now: datetime,
 ) -> bool:
-    """Approve or decline a pending request, once. False when it was already decided."""
-    if request.status is not RequestStatus.PENDING:
+    """Approve or decline a pending request, once. False when it was already decided.
+
+    The decision is taken by a conditional update, so when two coordinators press at once
+    one decision wins, and only its organisation, contacts and email come to be.
+    """
+    decision = RequestStatus.APPROVED if approve else RequestStatus.DECLINED
+    values = dict(decided_at=now, reviewed_by=reviewer, review_note=note)
+    if not _move(db, request, RequestStatus.PENDING, decision, **values):
         return False
-    request.decided_at = now
-    request.reviewed_by = reviewer
-    request.review_note = note
     if approve:
         _approve(db, request, now=now)
     else:
-        request.status = RequestStatus.DECLINED
         outbox.enqueue(
             db,
             names.JOIN_DECLINED,
@@ -222,6 +312,8 @@ def decide(
 
 
 def _approve(db: Session, request: JoinRequest, *, now: datetime) -> None:
+    """The organisation, its applicant as an active contact, and its further representatives
+    asked to confirm their own addresses. No member of another organisation is touched."""
     submitted = request.submitted
     organisation = Organisation(
         name=submitted["organisation_name"],
@@ -235,68 +327,52 @@ def _approve(db: Session, request: JoinRequest, *, now: datetime) -> None:
     )
     db.add(organisation)
     db.flush()
-    request.status = RequestStatus.APPROVED
     request.organisation_id = organisation.id
-    audit.record(db, "join.approved", request, at=now, actor=request.reviewed_by)
-    audit.record(db, "organisation.created", organisation, at=now, actor=request.reviewed_by)
+    actor = request.reviewed_by
+    audit.record(db, "join.approved", request, at=now, actor=actor)
+    audit.record(db, "organisation.created", organisation, at=now, actor=actor)
 
     language = Language(submitted["language"])
     applicant = {key: submitted[key] for key in ("name", "email", "role", "phone")}
-    people = [(applicant, True)] + [
-        ({"name": p["name"], "email": p["email"], "role": "", "phone": ""}, False)
-        for p in submitted["representatives"]
-    ]
-    for person, confirmed in people:
-        contact = _activate_contact(
-            db,
-            organisation,
-            person,
-            language,
-            confirmed=confirmed,
-            actor=request.reviewed_by,
-            now=now,
-        )
-        if contact is None:
-            continue
-        outbox.enqueue(
-            db,
-            names.JOIN_WELCOME,
-            to=contact.email,
-            to_name=contact.name,
-            lang=contact.language,
-            dedupe_key=f"join-welcome:{request.public_id}:{contact.email}",
-            context={"organisation_name": organisation.name},
-            now=now,
+    contact = _activate_applicant(db, organisation, applicant, language, actor=actor, now=now)
+    outbox.enqueue(
+        db,
+        names.JOIN_WELCOME,
+        to=contact.email,
+        to_name=contact.name,
+        lang=contact.language,
+        dedupe_key=f"join-welcome:{request.public_id}:{contact.email}",
+        context={"organisation_name": organisation.name},
+        now=now,
+    )
+    for person in submitted["representatives"]:
+        _name_representative(
+            db, organisation, person, language, named_by=submitted["name"], actor=actor, now=now
         )
 
 
-def _activate_contact(
+def _activate_applicant(
     db: Session,
     organisation: Organisation,
     person: dict[str, str],
     language: Language,
     *,
-    confirmed: bool,
     actor: str,
     now: datetime,
-) -> Contact | None:
-    """A new active contact, or an existing one moved to this organisation and reactivated.
+) -> Contact:
+    """The applicant as an active contact of `organisation`.
 
-    A confirmed request is the one way back for an address that unsubscribed or bounced,
-    so the applicant's suppression is lifted; a further representative named on the form
-    never confirmed anything, so a suppressed one stays as they are (None).
+    The applicant confirmed the address, so this is the one way back for an address that
+    unsubscribed or bounced: its suppression is lifted, and a contact it already had (only
+    an inactive one can apply) follows its owner's request.
     """
     suppression = db.scalar(select(Suppression).where(Suppression.email == person["email"]))
     if suppression is not None:
-        if not confirmed:
-            return None
         db.delete(suppression)
     contact = db.scalar(select(Contact).where(Contact.email == person["email"]))
     if contact is None:
         contact = Contact(email=person["email"], created_at=now)
         db.add(contact)
-    elif not confirmed and contact.status in outbox.SUPPRESSED_STATUSES:
-        return None
     contact.organisation = organisation
     contact.name = person["name"]
     contact.role = person["role"] or contact.role or ""
@@ -306,6 +382,157 @@ def _activate_contact(
     db.flush()
     audit.record(db, "contact.activated", contact, at=now, actor=actor)
     return contact
+
+
+def _name_representative(
+    db: Session,
+    organisation: Organisation,
+    person: dict[str, str],
+    language: Language,
+    *,
+    named_by: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    """A further representative named on the form: asked to confirm their own address.
+
+    An address that is already a contact (of any organisation, in any state) is left exactly
+    as it is, and a suppressed one gets no mail: naming someone on a form proves nothing.
+    """
+    email = person["email"]
+    if db.scalar(select(Contact.id).where(Contact.email == email)) is not None:
+        audit.record(db, "join.member_not_moved", organisation, at=now, actor=actor, email=email)
+        return
+    if is_suppressed(db, email):
+        return
+    inserted = insert_ignoring_duplicates(
+        db,
+        Contact,
+        ("email",),
+        dict(
+            public_id=new_public_id(),
+            organisation_id=organisation.id,
+            name=person["name"],
+            email=email,
+            phone="",
+            role="",
+            language=language,
+            status=ContactStatus.UNCONFIRMED,
+            wants_announcements=True,
+            created_at=now,
+            bounce_score=0.0,
+        ),
+    )
+    if not inserted:  # another approval named the same address a moment ago
+        return
+    contact = db.scalars(select(Contact).where(Contact.email == email)).one()
+    audit.record(db, "contact.named", contact, at=now, actor=actor)
+    _ask_to_confirm(db, contact, named_by=named_by, now=now)
+
+
+def _ask_to_confirm(db: Session, contact: Contact, *, named_by: str, now: datetime) -> None:
+    """Queue a link for a named representative to confirm their own address."""
+    hours = settings().confirm_ttl_hours
+    raw = tokens.issue(
+        db,
+        TokenPurpose.CONFIRM_CONTACT,
+        contact.id,
+        now=now,
+        expires_at=now + timedelta(hours=hours),
+        holder=contact.email,
+    )
+    issued = db.scalar(
+        select(func.count())
+        .select_from(Token)
+        .where(Token.purpose == TokenPurpose.CONFIRM_CONTACT, Token.subject_id == contact.id)
+    )
+    outbox.enqueue(
+        db,
+        names.JOIN_CONFIRM,
+        to=contact.email,
+        to_name=contact.name,
+        lang=contact.language,
+        dedupe_key=f"representative-confirm:{contact.public_id}:{issued}",
+        context={
+            "confirm_url": external_url("membership.confirm_representative", token=raw),
+            "organisation_name": contact.organisation.name,
+            "valid_hours": hours,
+            "named_by": named_by,
+        },
+        now=now,
+    )
+
+
+def find_representative_link(
+    db: Session, raw: str, *, now: datetime
+) -> tuple[tokens.Lookup, Contact | None]:
+    """The link a named representative received, and the contact it confirms."""
+    lookup = tokens.find(db, TokenPurpose.CONFIRM_CONTACT, raw, now=now)
+    contact = db.get(Contact, lookup.token.subject_id) if lookup.token else None
+    return lookup, contact
+
+
+def confirm_representative(db: Session, raw: str, *, now: datetime) -> Contact | None:
+    """A named representative confirms their address: they become active and are welcomed.
+
+    None when the link is unknown, used or expired, or the contact is no longer waiting.
+    """
+    lookup, contact = find_representative_link(db, raw, now=now)
+    if not lookup.valid or contact is None or contact.status is not ContactStatus.UNCONFIRMED:
+        return None
+    if not _spend(db, lookup.token, now=now):  # type: ignore[arg-type]
+        return None
+    # They asked for the group's mail themselves: an earlier suppression no longer holds.
+    suppression = db.scalar(select(Suppression).where(Suppression.email == contact.email))
+    if suppression is not None:
+        db.delete(suppression)
+    contact.status = ContactStatus.ACTIVE
+    audit.record(db, "contact.activated", contact, at=now, actor=contact.email, confirmed=True)
+    outbox.enqueue(
+        db,
+        names.JOIN_WELCOME,
+        to=contact.email,
+        to_name=contact.name,
+        lang=contact.language,
+        dedupe_key=f"join-welcome:contact:{contact.public_id}",
+        context={"organisation_name": contact.organisation.name},
+        now=now,
+    )
+    db.flush()
+    return contact
+
+
+def resend_representative_link(db: Session, raw: str, *, now: datetime) -> bool:
+    """A fresh link for a representative's expired one (within the hourly limit)."""
+    lookup, contact = find_representative_link(db, raw, now=now)
+    if lookup.token is None or lookup.token.used_at is not None or contact is None:
+        return False
+    if contact.status is not ContactStatus.UNCONFIRMED:
+        return False
+    if _why_no_link(db, contact.email, now=now):
+        return True
+    if not _spend(db, lookup.token, now=now):
+        return False
+    named_by = db.scalar(
+        select(JoinRequest.submitted).where(JoinRequest.organisation_id == contact.organisation_id)
+    )
+    _ask_to_confirm(db, contact, named_by=(named_by or {}).get("name", ""), now=now)
+    audit.record(db, "contact.confirmation_resent", contact, at=now, actor=contact.email)
+    db.flush()
+    return True
+
+
+def _spend(db: Session, token: Token, *, now: datetime) -> bool:
+    """Use a link once: a conditional update, so two presses at once cannot both use it."""
+    spent = db.execute(
+        update(Token)
+        .where(Token.id == token.id, Token.used_at.is_(None))
+        .values(used_at=now)
+        .returning(Token.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    db.refresh(token)
+    return spent is not None
 
 
 def unsubscribe(db: Session, contact: Contact, *, now: datetime, via: str) -> bool:
@@ -326,6 +553,60 @@ def unsubscribe(db: Session, contact: Contact, *, now: datetime, via: str) -> bo
         audit.record(db, "contact.unsubscribed", contact, at=now, actor=contact.email, via=via)
     db.flush()
     return changed or bool(inserted)
+
+
+@dataclass(frozen=True)
+class MailRecipient:
+    """Whom an unsubscribe link stops mail to: an address, and its contact if it has one."""
+
+    email: str
+    contact: Contact | None
+
+
+def find_unsubscribe_link(db: Session, raw: str, *, now: datetime) -> MailRecipient | None:
+    """The recipient of an unsubscribe link: a member's, or a substitute's (an address that
+    may be no member at all). None for an unknown link."""
+    lookup = tokens.find(db, TokenPurpose.UNSUBSCRIBE, raw, now=now)
+    if lookup.token is not None:
+        contact = db.get(Contact, lookup.token.subject_id)
+        return MailRecipient(contact.email, contact) if contact is not None else None
+    lookup = tokens.find(db, TokenPurpose.UNSUBSCRIBE_ADDRESS, raw, now=now)
+    if lookup.token is None or not lookup.token.holder:
+        return None
+    address = lookup.token.holder
+    return MailRecipient(address, db.scalar(select(Contact).where(Contact.email == address)))
+
+
+def stop_mail(db: Session, recipient: MailRecipient, *, now: datetime, via: str) -> bool:
+    """Unsubscribe a member, or put an address that is no member on the suppression list."""
+    if recipient.contact is not None:
+        return unsubscribe(db, recipient.contact, now=now, via=via)
+    inserted = insert_ignoring_duplicates(
+        db,
+        Suppression,
+        ("email",),
+        dict(email=recipient.email, reason="unsubscribed", created_at=now),
+    )
+    if inserted:
+        suppression = db.scalars(
+            select(Suppression).where(Suppression.email == recipient.email)
+        ).one()
+        audit.record(
+            db, "address.unsubscribed", suppression, at=now, actor=recipient.email, via=via
+        )
+    db.flush()
+    return bool(inserted)
+
+
+def is_suppressed(db: Session, email: str) -> bool:
+    """Whether `email` must get no list mail: it unsubscribed or bounced."""
+    listed = db.scalar(select(Suppression.id).where(Suppression.email == email))
+    contact = db.scalar(
+        select(Contact.id).where(
+            Contact.email == email, Contact.status.in_(outbox.SUPPRESSED_STATUSES)
+        )
+    )
+    return listed is not None or contact is not None
 
 
 def set_preferences(

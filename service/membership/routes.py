@@ -6,7 +6,6 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from flask_babel import gettext as _
 
 from forms import ConfirmForm, JoinForm, PreferencesForm, ReviewForm, UnsubscribeForm
-from service import tokens
 from service.clock import now
 from service.config import settings
 from service.db import db_session
@@ -14,7 +13,7 @@ from service.extensions import limiter
 from service.i18n import current_language
 from service.membership import operations
 from service.membership.operations import Application
-from service.models import Contact, ContactStatus, Language, RequestStatus, TokenPurpose
+from service.models import ContactStatus, Language, RequestStatus, TokenPurpose
 
 bp = Blueprint("membership", __name__)
 
@@ -89,11 +88,13 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
     if lookup.token.used_at is not None or join_request.status is not RequestStatus.UNCONFIRMED:
         return render_template("membership/confirm_used.html"), 410
     if lookup.expired:
-        return render_template("membership/confirm_expired.html", form=form, token=token), 410
+        resend = url_for(".resend_confirmation", token=token)
+        return render_template("membership/confirm_expired.html", form=form, resend_url=resend), 410
     if request.method == "POST":
         if not form.validate_on_submit():
             return render_template("membership/confirm.html", form=form, request=join_request), 400
-        operations.confirm_address(db_session(), token, now=now())
+        if operations.confirm_address(db_session(), token, now=now()) is None:
+            return render_template("membership/confirm_used.html"), 410  # a press just before
         db_session().commit()
         return redirect(url_for(".confirmed"))
     return render_template("membership/confirm.html", form=form, request=join_request)
@@ -105,7 +106,8 @@ def resend_confirmation(token: str):  # type: ignore[no-untyped-def]
     lookup, join_request = _confirm_lookup(token)
     form = ConfirmForm()
     if not form.validate_on_submit():
-        return render_template("membership/confirm_expired.html", form=form, token=token), 400
+        resend = url_for(".resend_confirmation", token=token)
+        return render_template("membership/confirm_expired.html", form=form, resend_url=resend), 400
     if not operations.resend_confirmation(db_session(), token, now=now()):
         return render_template("membership/confirm_used.html"), 410
     db_session().commit()
@@ -115,6 +117,54 @@ def resend_confirmation(token: str):  # type: ignore[no-untyped-def]
 @bp.route("/confirmed")
 def confirmed():  # type: ignore[no-untyped-def]
     return render_template("membership/confirmed.html")
+
+
+def _representative_lookup(token: str):  # type: ignore[no-untyped-def]
+    lookup, contact = operations.find_representative_link(db_session(), token, now=now())
+    if lookup.token is None or contact is None:
+        abort(404)
+    g.language_hint = contact.language.value
+    return lookup, contact
+
+
+@bp.route("/representative/<token>", methods=["GET", "POST"])
+def confirm_representative(token: str):  # type: ignore[no-untyped-def]
+    """A further representative named on a join form confirms their own address."""
+    lookup, contact = _representative_lookup(token)
+    form = ConfirmForm()
+    if lookup.token.used_at is not None or contact.status is not ContactStatus.UNCONFIRMED:
+        return render_template("membership/confirm_used.html"), 410
+    if lookup.expired:
+        resend = url_for(".resend_representative_link", token=token)
+        return render_template("membership/confirm_expired.html", form=form, resend_url=resend), 410
+    page = dict(form=form, contact=contact)
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render_template("membership/confirm_representative.html", **page), 400
+        if operations.confirm_representative(db_session(), token, now=now()) is None:
+            return render_template("membership/confirm_used.html"), 410
+        db_session().commit()
+        return redirect(url_for(".representative_confirmed"))
+    return render_template("membership/confirm_representative.html", **page)
+
+
+@bp.route("/representative/<token>/resend", methods=["POST"])
+@limiter.limit(_join_limit)
+def resend_representative_link(token: str):  # type: ignore[no-untyped-def]
+    _representative_lookup(token)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        resend = url_for(".resend_representative_link", token=token)
+        return render_template("membership/confirm_expired.html", form=form, resend_url=resend), 400
+    if not operations.resend_representative_link(db_session(), token, now=now()):
+        return render_template("membership/confirm_used.html"), 410
+    db_session().commit()
+    return redirect(url_for(".join_sent"))
+
+
+@bp.route("/representative/confirmed")
+def representative_confirmed():  # type: ignore[no-untyped-def]
+    return render_template("membership/representative_confirmed.html")
 
 
 @bp.route("/review/<token>", methods=["GET", "POST"])
@@ -128,20 +178,26 @@ def review(token: str):  # type: ignore[no-untyped-def]
         abort(410)
     form = ReviewForm()
     decided = join_request.status is not RequestStatus.PENDING
-    page = dict(form=form, request=join_request, submitted=join_request.submitted)
+    page = dict(
+        form=form,
+        request=join_request,
+        submitted=join_request.submitted,
+        members=operations.already_members(db_session(), join_request),
+    )
     if request.method == "POST":
         if decided:
             return render_template("membership/review.html", **page), 409
         if not form.validate_on_submit():
             return render_template("membership/review.html", **page), 400
-        operations.decide(
+        if not operations.decide(
             db_session(),
             join_request,
             approve=form.decision.data == "approve",
             reviewer=lookup.token.holder,
             note=form.note.data or "",
             now=now(),
-        )
+        ):  # another coordinator decided a moment ago: the page shows their decision
+            return render_template("membership/review.html", **page), 409
         db_session().commit()
         return redirect(url_for(".review", token=token))
     return render_template("membership/review.html", **page)
@@ -151,21 +207,26 @@ def review(token: str):  # type: ignore[no-untyped-def]
 def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     """The List-Unsubscribe target: RFC 8058 one-click POST, or a page with one button and
     the member's preferences."""
-    lookup = tokens.find(db_session(), TokenPurpose.UNSUBSCRIBE, token, now=now())
-    contact = db_session().get(Contact, lookup.token.subject_id) if lookup.token else None
-    if contact is None:
+    recipient = operations.find_unsubscribe_link(db_session(), token, now=now())
+    if recipient is None:
         abort(404)
-    g.language_hint = contact.language.value
+    contact = recipient.contact
+    if contact is not None:
+        g.language_hint = contact.language.value
     if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
         # A mailbox provider's one-click POST: no cookie, no CSRF token, no redirect.
-        operations.unsubscribe(db_session(), contact, now=now(), via="one-click")
+        operations.stop_mail(db_session(), recipient, now=now(), via="one-click")
         db_session().commit()
         return Response("Unsubscribed.\n", mimetype="text/plain")
     form = UnsubscribeForm(prefix="stop")
     preferences = PreferencesForm(prefix="prefs")
-    page = dict(form=form, preferences=preferences, contact=contact)
+    page = dict(form=form, preferences=preferences, contact=contact, address=recipient.email)
     if request.method == "POST" and "prefs-language" in request.form:
-        if contact.status is not ContactStatus.ACTIVE or not preferences.validate_on_submit():
+        if (
+            contact is None
+            or contact.status is not ContactStatus.ACTIVE
+            or not preferences.validate_on_submit()
+        ):
             return render_template("membership/unsubscribe.html", **page), 400
         operations.set_preferences(
             db_session(),
@@ -179,11 +240,14 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     if request.method == "POST":
         if not form.validate_on_submit():
             return render_template("membership/unsubscribe.html", **page), 400
-        operations.unsubscribe(db_session(), contact, now=now(), via="page")
+        operations.stop_mail(db_session(), recipient, now=now(), via="page")
         db_session().commit()
-    preferences.language.data = contact.language.value
-    preferences.announcements.data = contact.wants_announcements
-    page.update(
-        done=contact.status is ContactStatus.UNSUBSCRIBED, saved=request.args.get("saved") == "1"
-    )
+    if contact is not None:
+        preferences.language.data = contact.language.value
+        preferences.announcements.data = contact.wants_announcements
+    if contact is not None:
+        done = contact.status is ContactStatus.UNSUBSCRIBED
+    else:
+        done = operations.is_suppressed(db_session(), recipient.email)
+    page.update(done=done, saved=request.args.get("saved") == "1")
     return render_template("membership/unsubscribe.html", **page)

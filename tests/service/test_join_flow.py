@@ -66,6 +66,10 @@ def test_whole_join_flow_ends_with_a_welcome_to_every_representative(
     assert page.status_code == 200 and "Riverbank Survivors Network" in page.get_data(as_text=True)
     assert post_with_csrf(client, review_link, decision="approve").status_code == 302
     deliver()
+    named = smtp_server.single_message_to("dara@riverbank.example")  # confirms their own address
+    assert named["Content-Language"] == lang
+    assert post_with_csrf(client, named.link("/representative/")).status_code == 302
+    deliver()
 
     for address in ("amara@riverbank.example", "dara@riverbank.example"):
         welcome = smtp_server.messages_to(address)[-1]
@@ -80,6 +84,7 @@ def test_whole_join_flow_ends_with_a_welcome_to_every_representative(
     actions = db.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions[:3] == ["join.submitted", "join.confirmed", "join.approved"]
     assert actions.count("contact.activated") == 2
+    assert actions[-1] == "contact.activated"  # the representative, once they confirmed
 
 
 def test_second_coordinator_sees_the_decision_and_cannot_decide_again(
@@ -124,17 +129,22 @@ def test_decline_sends_the_coordinators_note_politely(
     assert db.scalar(select(func.count()).select_from(Contact)) == 0
 
 
-def test_a_second_request_for_a_known_address_changes_nothing_and_looks_the_same(
+def test_a_request_for_an_address_under_review_sends_nothing_and_looks_the_same(
     client, smtp_server, deliver, db
 ):
     first = submit_join_form(client)
+    deliver()
+    post_with_csrf(
+        client, smtp_server.single_message_to("amara@riverbank.example").link("/confirm/")
+    )
     second = submit_join_form(client, organisation_name="Another name")
+    deliver()
 
     assert first.status_code == second.status_code == 302
     assert first.headers["Location"] == second.headers["Location"]
-    deliver()
-    assert db.scalar(select(func.count()).select_from(JoinRequest)) == 1
     assert len(smtp_server.messages_to("amara@riverbank.example")) == 1
+    statuses = db.scalars(select(JoinRequest.status).order_by(JoinRequest.id)).all()
+    assert statuses == [RequestStatus.PENDING, RequestStatus.EXPIRED]
 
 
 def test_fetching_every_link_in_every_email_changes_nothing(client, smtp_server, deliver, db):
