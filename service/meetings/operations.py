@@ -20,6 +20,7 @@ from service import audit, outbox, tokens
 from service.config import Settings, settings
 from service.db import insert_ignoring_duplicates
 from service.meetings.schedule import due_at, in_window, occurrences, parse_rule
+from service.membership.operations import is_suppressed
 from service.models import (
     AnswerChannel,
     Contact,
@@ -410,6 +411,7 @@ def _send(
     if to_substitute:
         name, address = invitation.substitute_name, invitation.substitute_email
         context["substitute_for"] = contact.name
+        context["list_unsubscribe"] = substitute_unsubscribe_links(db, invitation, now=now)
     else:
         name, address = contact.name, contact.email
         if not cancelled:
@@ -457,7 +459,7 @@ def _send(
         context=context,
         now=now,
         not_after=None if cancelled else meeting.starts_at,
-        list_mail=not to_substitute,
+        list_mail=True,  # a substitute's too: the sender checks suppression just before sending
         topic=_topic(meeting),
     )
 
@@ -465,6 +467,23 @@ def _send(
 def unsubscribe_links(db: Session, contact: Contact, *, now: datetime) -> dict[str, str]:
     """A fresh unsubscribe token for this message: the one-click URL and the mailto."""
     raw = tokens.issue(db, TokenPurpose.UNSUBSCRIBE, contact.id, now=now, holder=contact.email)
+    return _unsubscribe_targets(raw)
+
+
+def substitute_unsubscribe_links(
+    db: Session, invitation: Invitation, *, now: datetime
+) -> dict[str, str]:
+    """The substitute's own unsubscribe links: a member's usual ones, or, for an address that
+    is no member, links that stop mail to that address (never to the member who named it)."""
+    address = invitation.substitute_email
+    member = db.scalar(select(Contact).where(Contact.email == address))
+    if member is not None:
+        return unsubscribe_links(db, member, now=now)
+    raw = tokens.issue(db, TokenPurpose.UNSUBSCRIBE_ADDRESS, invitation.id, now=now, holder=address)
+    return _unsubscribe_targets(raw)
+
+
+def _unsubscribe_targets(raw: str) -> dict[str, str]:
     mailbox = settings().reply_to.rpartition("<")[2].rstrip(">")
     return {
         "url": external_url("membership.unsubscribe", token=raw),
@@ -578,14 +597,25 @@ class AnswerData:
     evidence: dict[str, str] = field(default_factory=dict)
 
 
+class SuppressedSubstitute(MeetingError):
+    """The substitute named is an address that unsubscribed or bounced."""
+
+
 def can_answer(meeting: Meeting, now: datetime) -> bool:
     return meeting.status is MeetingStatus.SCHEDULED and now < meeting.starts_at
 
 
 def record_answer(db: Session, invitation: Invitation, data: AnswerData, *, now: datetime) -> bool:
-    """Record (or change) an invitee's answer until the meeting starts. False when too late."""
+    """Record (or change) an invitee's answer until the meeting starts. False when too late.
+
+    Raises SuppressedSubstitute, changing nothing, when a newly named substitute unsubscribed
+    or bounced: naming someone must not bring back mail they stopped.
+    """
     if not can_answer(invitation.meeting, now) or data.answer is Rsvp.NONE:
         return False
+    substitute = data.substitute_email
+    if substitute and substitute != invitation.substitute_email and is_suppressed(db, substitute):
+        raise SuppressedSubstitute(f"{substitute} gets no mail from the working group")
     previous = invitation.answer
     invitation.answer = data.answer
     invitation.answered_at = now

@@ -42,17 +42,26 @@ def rsvp(token: str):  # type: ignore[no-untyped-def]
             return render_template("meetings/rsvp.html", **page), 410
         if not form.validate_on_submit():
             return render_template("meetings/rsvp.html", **page), 400
-        operations.record_answer(
-            db_session(),
-            invitation,
-            AnswerData(
-                answer=Rsvp(form.answer.data),
-                note=form.note.data or "",
-                substitute_name=form.substitute_name.data or "",
-                substitute_email=form.substitute_email.data or "",
-            ),
-            now=moment,
-        )
+        try:
+            operations.record_answer(
+                db_session(),
+                invitation,
+                AnswerData(
+                    answer=Rsvp(form.answer.data),
+                    note=form.note.data or "",
+                    substitute_name=form.substitute_name.data or "",
+                    substitute_email=form.substitute_email.data or "",
+                ),
+                now=moment,
+            )
+        except operations.SuppressedSubstitute:
+            form.substitute_email.errors = [
+                _(
+                    "This address does not receive mail from the working group: it unsubscribed "
+                    "or its mail bounced. Name another colleague, or leave these fields empty."
+                )
+            ]
+            return render_template("meetings/rsvp.html", **page), 400
         db_session().commit()
         return redirect(url_for(".rsvp", token=token, saved=1, lang=request.args.get("lang")))
     preselected = request.args.get("answer")
