@@ -67,6 +67,8 @@ _POLICY_REPLY = re.compile(r"\d{3}[ -]5\.7\.\d{1,3}(?!\d)")
 _RELAY_DENIED = re.compile(
     r"relay(ing)? (access )?(denied|not permitted)|authentication required", re.I
 )
+# Postfix (smtpd_delay_reject) refuses our envelope sender only at RCPT TO, in these words.
+_SENDER_REJECTED = re.compile(r"sender address rejected|not owned by", re.I)
 # The only refusal of MAIL FROM that is about the message rather than about us.
 _MESSAGE_TOO_BIG = 552
 # smtplib's own order of preference; one of them is tried, once.
@@ -80,6 +82,7 @@ class SendResult:
     outcome: Outcome
     code: int | None  # SMTP reply code when there was one
     detail: str  # e.g. "550 5.1.1 <x@y>: user unknown" or "connection dropped: ..."
+    fault: str = ""  # for HELD: which part of our set-up, e.g. "login", "tls", "sender"
 
     @property
     def policy_rejection(self) -> bool:
@@ -272,7 +275,10 @@ class Transport:
         retry = Outcome.HELD
         if isinstance(exc, _StartTlsNotOffered):
             return SendResult(
-                retry, None, f"STARTTLS is not offered by {where}; check the SMTP security setting"
+                retry,
+                None,
+                f"STARTTLS is not offered by {where}; check the SMTP security setting",
+                "tls",
             )
         if isinstance(exc, smtplib.SMTPAuthenticationError):
             return SendResult(
@@ -280,30 +286,37 @@ class Transport:
                 exc.smtp_code,
                 f"authentication failed for {self._settings.username!r} at {where}: "
                 f"{_reply_line(exc.smtp_code, exc.smtp_error)}",
+                "login",
             )
         if isinstance(exc, smtplib.SMTPNotSupportedError):
-            return SendResult(retry, None, f"authentication failed at {where}: {exc}")
+            return SendResult(retry, None, f"authentication failed at {where}: {exc}", "login")
         if isinstance(exc, smtplib.SMTPResponseException):
             return SendResult(
                 retry,
                 exc.smtp_code,
                 f"{where} refused the session: {_reply_line(exc.smtp_code, exc.smtp_error)}",
+                "session",
             )
         if isinstance(exc, ssl.SSLCertVerificationError):
             return SendResult(
                 retry,
                 None,
                 f"TLS certificate verification failed for {where}: {exc.verify_message}",
+                "tls",
             )
         if isinstance(exc, ssl.SSLError):
-            return SendResult(retry, None, f"TLS handshake with {where} failed: {_one_line(exc)}")
+            detail = f"TLS handshake with {where} failed: {_one_line(exc)}"
+            return SendResult(retry, None, detail, "tls")
         if isinstance(exc, smtplib.SMTPServerDisconnected):
-            return SendResult(retry, None, f"connection to {where} dropped: {_one_line(exc)}")
+            detail = f"connection to {where} dropped: {_one_line(exc)}"
+            return SendResult(retry, None, detail, "connection")
         if isinstance(exc, TimeoutError):
-            return SendResult(retry, None, f"connection to {where} timed out")
+            return SendResult(retry, None, f"connection to {where} timed out", "connection")
         if isinstance(exc, OSError):
-            return SendResult(retry, None, f"cannot connect to {where}: {_one_line(exc)}")
-        return SendResult(retry, None, f"SMTP session with {where} failed: {_one_line(exc)}")
+            detail = f"cannot connect to {where}: {_one_line(exc)}"
+            return SendResult(retry, None, detail, "connection")
+        detail = f"SMTP session with {where} failed: {_one_line(exc)}"
+        return SendResult(retry, None, detail, "session")
 
     # -- one message ------------------------------------------------------------------------
 
@@ -318,13 +331,15 @@ class Transport:
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient) or next(iter(exc.recipients.values()))
             result = _from_reply(code, text)
-            if code == 530 or (result.policy_rejection and _RELAY_DENIED.search(result.detail)):
-                result = _ours(result, "the relay refused to relay for us")
+            if result.outcome is not Outcome.SENT and _SENDER_REJECTED.search(result.detail):
+                result = _ours(result, f"the relay refused our envelope sender {sender}", "sender")
+            elif code == 530 or (result.policy_rejection and _RELAY_DENIED.search(result.detail)):
+                result = _ours(result, "the relay refused to relay for us", "relay")
             return result, _reset(conn)
         except smtplib.SMTPSenderRefused as exc:
             result = _from_reply(exc.smtp_code, exc.smtp_error)
             if exc.smtp_code != _MESSAGE_TOO_BIG and result.outcome is not Outcome.SENT:
-                result = _ours(result, f"the relay refused our envelope sender {sender}")
+                result = _ours(result, f"the relay refused our envelope sender {sender}", "sender")
             return result, _reset(conn)
         except smtplib.SMTPDataError as exc:
             return _from_reply(exc.smtp_code, exc.smtp_error), _reset(conn)
@@ -359,9 +374,9 @@ def _from_reply(code: int, text: bytes | str) -> SendResult:
     return SendResult(outcome, code, _reply_line(code, text))
 
 
-def _ours(result: SendResult, what: str) -> SendResult:
+def _ours(result: SendResult, what: str, fault: str) -> SendResult:
     """The same reply, HELD: it says something about our set-up, not about the member."""
-    return SendResult(Outcome.HELD, result.code, f"{what}: {result.detail}")
+    return SendResult(Outcome.HELD, result.code, f"{what}: {result.detail}", fault)
 
 
 def tls_context(cafile: str | None = None) -> ssl.SSLContext:

@@ -39,6 +39,13 @@ def probe_due(fault: DeliveryFault | None, now: datetime) -> bool:
     return fault is None or now >= fault.last_seen_at + PROBE_EVERY
 
 
+def probe_now(db: Session, channel: str, *, now: datetime) -> None:
+    """Let the next run try `channel` at once instead of waiting out the minute."""
+    fault = open_fault(db, channel)
+    if fault is not None:
+        fault.last_seen_at = min(fault.last_seen_at, now - PROBE_EVERY)
+
+
 def record_fault(db: Session, channel: str, *, kind: str, detail: str, now: datetime) -> None:
     """Open (or keep open) the fault of `channel`, and say so in the log: once per probe."""
     insert_ignoring_duplicates(

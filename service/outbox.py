@@ -456,6 +456,7 @@ class OutboxSender:
         self._secret = config.secret_key
         self._stopping = threading.Event()
         self._marker: Connection | None = None
+        self._first_run = True
 
     def stop(self) -> None:
         """Finish the batch in flight, then return from run_once (a clean shutdown)."""
@@ -562,12 +563,14 @@ class OutboxSender:
         With a fault open, once a minute the relay is tried again: with the next message when
         one is due, else by logging in alone; in between nothing is tried at all.
         """
+        first_run, self._first_run = self._first_run, False
         with get_database(self.app).transaction() as db:
             fault = faults.open_fault(db, faults.SMTP)
             if fault is None:
                 return True
             report.fault = fault.detail
-            if not faults.probe_due(fault, now):
+            # A sender that has just started tries at once: its settings may be the repair.
+            if not (first_run or faults.probe_due(fault, now)):
                 return False
             if _anything_due(db, now):
                 return True
@@ -842,6 +845,7 @@ def requeue(db: Session, *, now: datetime, failed: bool, since: datetime | None 
         chosen = or_(waiting, (OutboundEmail.status == OutboxStatus.FAILED) & still_useful)
     if since is not None:
         chosen = chosen & (OutboundEmail.created_at >= since)
+    faults.probe_now(db, faults.SMTP, now=now)  # an operator who asks for it means now
     result = db.execute(
         update(OutboundEmail)
         .where(chosen)

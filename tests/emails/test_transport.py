@@ -343,6 +343,15 @@ def test_a_refused_envelope_sender_is_held_as_our_fault_not_the_members(start_se
     assert "envelope sender" in result.detail and "not owned by user" in result.detail
 
 
+def test_a_sender_refused_at_rcpt_as_postfix_does_is_held_as_our_fault(start_server):
+    reply = "553 5.7.1 <noreply@wg.test>: Sender address rejected: not owned by user mailer"
+    port = start_server(RecordingHandler(rcpt_replies={"member@example.org": reply}))
+
+    result = send_one(port)
+
+    assert result.outcome is Outcome.HELD and result.fault == "sender"
+
+
 def test_a_message_too_big_for_the_relay_fails_that_message(start_server):
     port = start_server(RecordingHandler(mail_reply="552 5.3.4 Message size exceeds limit"))
 
