@@ -115,7 +115,11 @@ def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> Outb
         **common,
     )
     scheduler.add_job(
-        deliver_job, IntervalTrigger(seconds=DELIVER_EVERY_SECONDS), id="deliver", **common
+        deliver_job,
+        IntervalTrigger(seconds=DELIVER_EVERY_SECONDS),
+        id="deliver",
+        next_run_time=datetime.now(UTC),  # at start: what waited for this process goes now
+        **common,
     )
     if settings(app).imap_host:
         scheduler.add_job(

@@ -14,7 +14,8 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from tests.browser.conftest import browser  # noqa: F401  (the shared Chromium)
 from tests.conftest import POSTGRES_URL
@@ -48,6 +49,7 @@ class Production:
     mail: mail_stack.MailStack
     logs: Path
     processes: ExitStack
+    database: Engine
     scheduler: Server | None = None
     started: list[Server] = field(default_factory=list)
 
@@ -58,8 +60,23 @@ class Production:
         return result
 
     def outbox(self) -> tuple[int, dict]:
+        """`wg outbox --json`: its exit status and its report."""
         result = self.wg("outbox", "--json", check=False)
         return result.returncode, json.loads(result.stdout)
+
+    def fault(self) -> str:
+        """The open delivery fault's detail, "" when none (read directly: polled often)."""
+        with self.database.connect() as connection:
+            detail = connection.execute(
+                text("SELECT detail FROM delivery_fault WHERE cleared_at IS NULL")
+            ).scalar()
+        return detail or ""
+
+    def queued(self) -> int:
+        with self.database.connect() as connection:
+            return connection.execute(
+                text("SELECT count(*) FROM outbound_email WHERE status = 'queued'")
+            ).scalar_one()
 
     def start_scheduler(self, **overrides: str) -> Server:
         """(Re)start the one scheduler, with some settings changed (a misconfiguration)."""
@@ -121,7 +138,9 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         processes.callback(admin.dispose)
         processes.callback(_drop_schema, admin, schema)
         env = base_environment(**settings_for(mail))
-        production = Production(env, base_url, mail, logs, processes)
+        database = create_engine(database_url, poolclass=NullPool)
+        processes.callback(database.dispose)
+        production = Production(env, base_url, mail, logs, processes, database)
         production.wg("db", "upgrade")
         processes.enter_context(
             wg_server(
