@@ -98,6 +98,17 @@ def _readable_file(value: str) -> str:
     return str(path)
 
 
+def _dkim_key(value: str) -> str:
+    from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+
+    path = _readable_file(value)
+    try:
+        parse_pem_private_key(Path(path).read_bytes())
+    except (UnparsableKeyError, ValueError):
+        raise ValueError(f"{value!r} is not an RSA private key in PEM") from None
+    return path
+
+
 def _hostname(value: str) -> str:
     value = value.strip()
     if not value or any(c.isspace() or not c.isascii() for c in value):
@@ -274,7 +285,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "imap_ca_file": _readable_file,
     "dkim_selector": _hostname,
     "dkim_domain": _hostname,
-    "dkim_key_file": _readable_file,
+    "dkim_key_file": _dkim_key,
     "ratelimit_storage": _ratelimit_storage,
     "join_rate_limit": _text,
     "confirm_ttl_hours": _int(1, 24 * 30),

@@ -32,6 +32,13 @@ PRODUCTION = {
         ("WG_MAIL_FROM", "Group <noreply@wg.example>\r\nBcc: x@example.org"),
         ("WG_DATABASE_URL", "mysql://root@localhost/wg"),
         ("WG_ENV", "staging"),
+        ("WG_SMTP_CA_FILE", "/nonexistent/ca.pem"),
+        ("WG_IMAP_CA_FILE", "/nonexistent/ca.pem"),
+        ("WG_IMAP_SECURITY", "tls"),
+        ("WG_SMTP_HELO", "wg example"),
+        ("WG_DKIM_KEY_FILE", "/etc/hostname"),
+        ("WG_BOUNCE_ADDRESS", "bounces@"),
+        ("WG_RATELIMIT_STORAGE", "postgres"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_setting(tmp_path, name, value):
@@ -88,3 +95,34 @@ def test_wg_command_prints_one_line_for_a_bad_setting(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["wg: WG_SMTP_PORT: 'x' is not a whole number"]
+
+
+def test_dkim_needs_its_three_settings_together(tmp_path):
+    with pytest.raises(SettingError) as error:
+        load_settings({"WG_DKIM_SELECTOR": "wg2026", "WG_DKIM_DOMAIN": "wg.example"}, tmp_path)
+    assert str(error.value).startswith("WG_DKIM_SELECTOR: ")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({"WG_IMAP_PORT": "143"}, "starttls"), ({}, "ssl"), ({"WG_IMAP_SECURITY": "none"}, "none")],
+)
+def test_imap_security_follows_the_port_unless_set(tmp_path, given, expected):
+    assert load_settings(given, tmp_path).imap_security == expected
+
+
+def test_the_relay_settings_reach_the_transport(tmp_path):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("not read here")
+    settings = load_settings(
+        {**PRODUCTION, "WG_SMTP_CA_FILE": str(ca_file), "WG_SMTP_HELO": "wg.example"}, tmp_path
+    )
+    smtp = settings.smtp()
+    assert (smtp.cafile, smtp.local_hostname) == (str(ca_file), "wg.example")
+
+
+def test_the_return_path_is_a_subaddress_of_the_reply_mailbox_or_the_bounce_address(tmp_path):
+    replies = load_settings({"WG_REPLY_TO": "Secretariat <secretariat@wg.example>"}, tmp_path)
+    bounces = load_settings({"WG_BOUNCE_ADDRESS": "bounces@wg.example"}, tmp_path)
+    assert replies.return_path_base == "secretariat@wg.example"
+    assert bounces.return_path_base == "bounces@wg.example"
