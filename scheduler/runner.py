@@ -13,9 +13,10 @@ from flask import Flask
 
 from emails.transport import Transport
 from scheduler import jobs
+from service import faults
 from service.clock import now
 from service.config import settings
-from service.db import UNAVAILABLE, get_database, unavailable_reason
+from service.db import UNAVAILABLE, get_database, session_scope, unavailable_reason
 from service.inbound.imap import PollError, poll_once
 from service.outbox import OutboxSender
 from service.ratelimits import forget_expired
@@ -90,16 +91,21 @@ def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> Outb
         database.run(deliver)
 
     def inbound() -> None:
+        moment = now(app)
         try:
             report = poll_once(app, settings(app), now=lambda: now(app))
         except PollError as exc:
-            log.error("inbound poll: %s", exc)
+            # Loud where people look (/healthz, the digest), as a relay fault is.
+            with app.app_context(), session_scope(app) as db:
+                faults.record_fault(db, faults.IMAP, kind="mailbox", detail=str(exc), now=moment)
             return
         except UNAVAILABLE:
             raise  # the watch says it once a minute
         except Exception:
             log.exception("inbound poll failed")
             return
+        with app.app_context(), session_scope(app) as db:
+            faults.clear_fault(db, faults.IMAP, now=moment)
         if report.handled:
             log.info("inbound poll: %s", report.summary())
 
