@@ -17,6 +17,7 @@ from sqlalchemy import Engine, case, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.db import READ_ONLY
 from service.models import RateLimitCounter
 
 SCHEME = "wg-database"
@@ -36,6 +37,10 @@ class DatabaseStorage(Storage):
     ) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions)
         self.engine: Engine = options["engine"]
+        # Reads begin deferred: the limiter reads the counts again after the view, while the
+        # request's own session may still hold SQLite's write lock (BEGIN IMMEDIATE would wait
+        # for it for the whole busy timeout).
+        self.reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
 
     @property
     def base_exceptions(self) -> type[Exception]:
@@ -59,7 +64,7 @@ class DatabaseStorage(Storage):
             return int(connection.execute(statement).scalar_one())
 
     def get(self, key: str) -> int:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             count = connection.execute(
                 select(RateLimitCounter.count).where(
                     RateLimitCounter.key == key, RateLimitCounter.expires_at > _now()
@@ -68,7 +73,7 @@ class DatabaseStorage(Storage):
         return int(count or 0)
 
     def get_expiry(self, key: str) -> float:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             ends = connection.execute(
                 select(RateLimitCounter.expires_at).where(RateLimitCounter.key == key)
             ).scalar()
@@ -76,7 +81,7 @@ class DatabaseStorage(Storage):
 
     def check(self) -> bool:
         try:
-            with self.engine.connect() as connection:
+            with self.reader.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError:
             return False

@@ -24,7 +24,9 @@ def _join_limit() -> str:
 
 @bp.route("/")
 def home():  # type: ignore[no-untyped-def]
-    return redirect(url_for(".join", **request.args))
+    # Only the language goes on: other query arguments would reach url_for as its own
+    # (endpoint, _external, _scheme...).
+    return redirect(url_for(".join", lang=request.args.get("lang")))
 
 
 @bp.route("/join", methods=["GET", "POST"])
