@@ -51,10 +51,15 @@ def remember_language(response: Response) -> Response:
 
 
 def url_in_language(lang: str) -> str:
-    """This page's address with ?lang= set to `lang` (the visible language switch)."""
+    """This page's address with ?lang= set to `lang` (the visible language switch).
+
+    Leading slashes and backslashes are made one slash: a browser reads `//host/...` and
+    `/\\host/...` as another site, so a link to /\\evil.example would lead there.
+    """
     args = MultiDict(request.args)
     args["lang"] = lang
-    return f"{request.path}?{urlencode(list(args.items(multi=True)))}"
+    path = "/" + request.path.lstrip("/\\")
+    return f"{path}?{urlencode(list(args.items(multi=True)))}"
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,7 @@ name); the two pages must have the same elements and attributes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -262,3 +263,14 @@ def test_every_page_template_is_tried():
     }
 
     assert pages == {template for template, _, _ in PAGES.values()}
+
+
+@pytest.mark.parametrize("path", ["//evil.example/x", "/\\evil.example/x", "/\\/evil.example"])
+def test_the_language_links_stay_on_this_site(client, path):
+    response = client.get("/", environ_overrides={"PATH_INFO": path})
+    links = re.findall(r'href="([^"]*lang=(?:km|en)[^"]*)"', response.get_data(as_text=True))
+
+    assert len(links) == 2
+    for link in links:
+        # A browser reads "//host" and "/\host" as another site.
+        assert link.startswith("/") and link[1:2] not in ("/", "\\"), link
