@@ -13,6 +13,8 @@ import hmac
 import re
 from email.utils import getaddresses, parseaddr
 
+from emails.addresses import split_mailbox
+
 # "b-" marks the tag as ours among whatever other subaddresses the mailbox receives.
 TAG_PREFIX = "b-"
 _MAC_CHARS = 16  # 64 bits of HMAC-SHA256, in lower-case hex: survives case-folding MTAs
@@ -30,7 +32,7 @@ def return_path(base: str, number: int, secret: str) -> str:
     `base` is a bare address or `Name <address>`; a subaddress it already has is kept before
     ours (`bounces+x@d` gives `bounces+x+b-...@d`).
     """
-    address = parseaddr(base)[1] or base.strip()
+    address = split_mailbox(base)[1]
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
         raise ValueError(f"not an address: {base!r}")

@@ -7,7 +7,6 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import time
-from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask, current_app
 
+from emails.addresses import split_mailbox
 from emails.transport import Security, SmtpSettings
 
 # The embedded mail catcher of `wg run` listens here when WG_SMTP_HOST is empty.
@@ -64,7 +64,7 @@ def _email(value: str) -> str:
 
 def _mailbox(value: str) -> str:
     """A mailbox as it may stand in From: `Name <addr>` or a bare address."""
-    name, address = parseaddr(value.strip())
+    name, address = split_mailbox(value)
     if "\r" in value or "\n" in value:
         raise ValueError("contains a line break")
     try:
@@ -224,7 +224,7 @@ class Settings:
 
     @property
     def mail_domain(self) -> str:
-        return parseaddr(self.mail_from)[1].rpartition("@")[2]
+        return split_mailbox(self.mail_from)[1].rpartition("@")[2]
 
     def smtp(self) -> SmtpSettings:
         """Where mail goes: the configured relay, or the embedded catcher of `wg run`."""
@@ -248,7 +248,7 @@ class Settings:
     @property
     def return_path_base(self) -> str:
         """The mailbox whose subaddresses carry each message's envelope sender (VERP)."""
-        return self.bounce_address or parseaddr(self.reply_to)[1]
+        return self.bounce_address or split_mailbox(self.reply_to)[1]
 
 
 PARSERS: dict[str, Callable[[str], object]] = {
@@ -343,7 +343,7 @@ def _complete(settings: Settings, instance_path: Path) -> Settings:
     domain = host if "." in host and not host.replace(".", "").isdigit() else "localhost"
     mail_from = settings.mail_from or f"{settings.group_name} <noreply@{domain}>"
     changes["mail_from"] = mail_from
-    address = parseaddr(mail_from)[1]
+    address = split_mailbox(mail_from)[1]
     if not settings.reply_to:
         changes["reply_to"] = address
     if not settings.organizer_email:

@@ -25,6 +25,18 @@ from service.models import Base
 from service.outbox import OutboxSender
 from tests.mail import SmtpRecorder
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium (running as root, offline) tries to reach Google and fails.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BASE_URL = "http://wg.test"
 COORDINATORS = ("coordinator@wg.test", "secretariat@wg.test")
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -234,3 +246,24 @@ def make_member(db: Session, clock: Clock):
         return contact
 
     return make
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium (Debian's) for the whole session."""
+    if not CHROMIUM.exists():
+        message = f"Chromium not found at {CHROMIUM}: the real-browser tests need it"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is an error, not a skip)")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()

@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.browser.conftest import browser  # noqa: F401  (the shared Chromium)
 from tests.conftest import POSTGRES_URL
 from tests.mail import free_port
 from tests.processes import Server, base_environment, run_wg, wg_server

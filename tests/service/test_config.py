@@ -126,3 +126,11 @@ def test_the_return_path_is_a_subaddress_of_the_reply_mailbox_or_the_bounce_addr
     bounces = load_settings({"WG_BOUNCE_ADDRESS": "bounces@wg.example"}, tmp_path)
     assert replies.return_path_base == "secretariat@wg.example"
     assert bounces.return_path_base == "bounces@wg.example"
+
+
+def test_a_sender_name_with_a_comma_keeps_its_address_and_domain(tmp_path):
+    settings = load_settings(
+        {"WG_MAIL_FROM": '"Working Group, Cambodia" <noreply@wg.example>'}, tmp_path
+    )
+    assert settings.mail_domain == "wg.example"
+    assert settings.reply_to == "noreply@wg.example"
