@@ -394,15 +394,19 @@ def test_the_scheduler_polls_the_mailbox_every_three_minutes(app, db, mailbox, c
 
 
 @pytest.mark.parametrize("imap_password", ["not-the-password"])
-def test_a_failing_scheduled_poll_is_logged_not_raised(app, mailbox, caplog):
+def test_a_failing_scheduled_poll_is_logged_and_reported_not_raised(
+    app, client, mailbox, caplog
+):
     scheduler = BackgroundScheduler(timezone="UTC")
     transport = Transport(settings(app).smtp())
     add_jobs(scheduler, app, transport)
 
-    with caplog.at_level(logging.ERROR, logger="scheduler.runner"):
+    with caplog.at_level(logging.ERROR):
         scheduler.get_job("inbound").func()
 
-    assert "inbound poll: IMAP login as" in caplog.text
+    assert "IMAP is not working since" in caplog.text and "IMAP login as" in caplog.text
+    health = client.get("/healthz").json
+    assert health["status"] == "degraded" and "IMAP login as" in health["reason"]
     transport.close()
 
 
