@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from emails.inbound.parsing import header, headers, one_line
-from emails.inbound.plain_replies import unzero
+from emails.inbound.parsing import header, headers, one_line, unzero
 
 _AUTO_HEADERS = (
     "X-Autoreply",

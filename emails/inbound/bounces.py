@@ -42,8 +42,15 @@ from emails.inbound.parsing import (
 # likely a version number.
 _STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
 _SMTP_AND_STATUS = re.compile(r"(?<!\d)([45]\d\d)[ -]([45]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)")
-_SMTP_CODE = re.compile(r"(?:^|said:|returned|error|\(#|;|:)\s*'?([45]\d\d)(?=[\s-])", re.I | re.M)
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_SMTP_CODE = re.compile(
+    r"(?:^|said:|returned|error|\(#|;|:)\s{0,20}'?([45]\d\d)(?=[\s-])", re.I | re.M
+)
+# Bounded (RFC 5321 limits) and starting at a boundary, so a long run of letters without an
+# "@" costs one pass, not one per position.
+_LOCAL_CHARS = "A-Za-z0-9.!#$%&'*+/=?^_`{|}~-"
+_ADDRESS = re.compile(
+    rf"(?<![{_LOCAL_CHARS}])[{_LOCAL_CHARS}]{{1,64}}@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}}){{1,8}}"
+)
 _DAEMONS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mail-delivery-subsystem"}
 _DAEMON_NAMES = re.compile(r"mail delivery (subsystem|system)|mailer-daemon|postmaster", re.I)
 _BOUNCE_SUBJECT = re.compile(
@@ -61,14 +68,17 @@ _BOUNCE_BODY = re.compile(
     re.I,
 )
 _COPY_MARKER = re.compile(
-    r"^(?:-{2,}.*(?:below this line|copy of the message|original message|returned message)"
+    r"^(?:-{2,}+.*(?:below this line|copy of the message|original message|returned message)"
     r"|original message headers:|-{2,}\s*transcript of session)",
     re.I | re.M,
 )
 _TEXT_RECIPIENT = (
-    re.compile(r"^\s*<(" + _ADDRESS.pattern + r")>\s*(?::|\.\.\.)", re.M),
+    re.compile(r"^[ \t]*<(" + _ADDRESS.pattern + r")>[ \t]*(?::|\.\.\.)", re.M),
     re.compile(
-        r"(?:final|original)-recipient:\s*(?:rfc822\s*;)?\s*<?(" + _ADDRESS.pattern + ")", re.I
+        r"(?:final|original)-recipient:\s{0,20}(?:rfc822\s{0,20};)?\s{0,20}<?("
+        + _ADDRESS.pattern
+        + ")",
+        re.I,
     ),
     re.compile(r"rcpt to:\s*<(" + _ADDRESS.pattern + ")>", re.I),
     re.compile(r"address(?:\(es\))? failed:\s*<?(" + _ADDRESS.pattern + ")", re.I),
@@ -77,6 +87,10 @@ _DELAYED_SUBJECT = re.compile(
     r"delayed|not yet been delivered|will (keep|continue) trying|temporar", re.I
 )
 _DELAYED_TEXT = re.compile(r"has not yet been delivered|will (keep|continue) trying", re.I)
+# How much of a bounce is read for its recipient, by flufl.bounce (which reads every line of
+# every part with each of its patterns) and by the text readers here: the notice is at the top,
+# and what follows it (the returned message, its attachments) tells nothing about who failed.
+BOUNCE_READS = 64 * 1024
 _REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _RETURNED_MESSAGE_TYPES = ("message/rfc822", "message/global")
 _RETURNED_HEADER_TYPES = ("text/rfc822-headers", "message/global-headers")
@@ -205,7 +219,7 @@ def _from_delivery_status(
             reason += ", recipient by flufl.bounce"
     diagnostic_field = chosen.get("diagnostic-code", "")
     status = _pick_status(chosen.get("status", ""), diagnostic_field)
-    human = human_text(message)
+    human = human_text(message)[:BOUNCE_READS]
     if not status:
         status = _status_from(human) or ("4.0.0" if action == "delayed" else "5.0.0")
     diagnostic = _diagnostic(diagnostic_field) if diagnostic_field else _human_line(human, status)
@@ -324,7 +338,7 @@ def _signals(message: Message, text: str) -> list[str]:
 def _from_bounce_text(message: Message, raw: bytes, *, report: bool) -> tuple[Bounce, str] | None:
     """A bounce that no RFC 3464 report says plainly: flufl.bounce's formats, then the text
     itself (never for a `report`, whose fields said that nothing failed)."""
-    text = human_text(message)
+    text = human_text(message)[:BOUNCE_READS]
     signals = ["delivery report"] if report else []
     signals += _signals(message, text)
     if not signals:
@@ -390,9 +404,8 @@ def _flufl_failures(raw: bytes) -> tuple[list[str], list[str]]:
     """(permanent, temporary) failed recipients as flufl.bounce's detectors read them."""
     try:
         # compat32, as flufl.bounce reads messages (its detectors expect plain strings).
-        permanent_found, temporary_found = (
-            set(found) for found in reversed(all_failures(message_from_bytes(raw)))
-        )
+        message = message_from_bytes(raw[:BOUNCE_READS])
+        permanent_found, temporary_found = (set(found) for found in reversed(all_failures(message)))
     except Exception:  # a detector that trips over hostile input leaves the others' reading
         return [], []
     return _usable(permanent_found), _usable(temporary_found)

@@ -39,6 +39,11 @@ def _calendar_parts(message: Message) -> Iterator[Message]:
 def find_calendar_reply(
     message: Message, sender: str | None
 ) -> tuple[Kind, CalendarReply | None, str] | None:
+    """(kind, reply, why) of the first METHOD:REPLY part; None when the message has none.
+
+    Among several attendees, the one who is the sender is taken, so a reply is read for the
+    person it says it is from; whether that is believed is for the service to decide.
+    """
     broken = None
     for part in _calendar_parts(message):
         data = text_of(part)  # in the part's charset: not every client writes UTF-8

@@ -30,6 +30,15 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,250}>")
 
 
+# Zero-width spaces and joiners: Khmer writers use them as word breaks.
+ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+
+
+def unzero(text: str) -> str:
+    """`text` without zero-width characters."""
+    return ZERO_WIDTH.sub("", text)
+
+
 def printable(text: str) -> str:
     """`text` without control characters (TAB and line ends are kept)."""
     return _CONTROL.sub("", text)

@@ -10,14 +10,9 @@ import re
 import unicodedata
 
 from emails.inbound.kinds import Answer
+from emails.inbound.parsing import ZERO_WIDTH, unzero
 
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
-
-
-def unzero(text: str) -> str:
-    """`text` without zero-width characters (Khmer writers use them as word breaks)."""
-    return _ZERO_WIDTH.sub("", text)
-
+LONGEST_TEXT = 100_000
 
 _ATTRIBUTION = (
     re.compile(r"^\s*on\b.{0,300}\bwrote\s*:\s*$", re.I | re.S),
@@ -69,8 +64,10 @@ def own_words(text: str) -> str:
     two or three lines, and in Khmer, French, German, Spanish), "-----Original Message-----",
     an Outlook "From: / Sent:" header block, a "____" separator, a "-- " signature line or a
     "Sent from my iPhone"-style footer. When nothing is left above the quote (a bottom-posted
-    answer), the unquoted lines below it are taken instead.
+    answer), the unquoted lines below it are taken instead. Only the first LONGEST_TEXT
+    characters are read: a person's answer is never further down than that.
     """
+    text = text[:LONGEST_TEXT]
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     kept: list[str] = []
     quoted_from = None
@@ -246,7 +243,7 @@ def read_answer(text: str) -> Answer | None:
     window = unicodedata.normalize("NFC", window).lower()
     window = re.sub(r"[^\S\n]+", " ", window)
     window = window.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
-    spaced = _ZERO_WIDTH.sub(" ", window)
+    spaced = ZERO_WIDTH.sub(" ", window)
     window = unzero(window)
     window = _NEUTRAL.sub(" ", window)
 

@@ -1049,6 +1049,13 @@ def test_html_to_text_drops_quotes_signatures_and_styles() -> None:
     assert html_to_text(html) == "Yes, I will attend.\nDara\n\nAfter"
 
 
+def test_html_to_text_keeps_a_stray_angle_bracket_as_text() -> None:
+    html = "<p>a < b and c<d</p><div>Yes, I <b>will</b> attend</div><blockquote>No</blockquote>"
+
+    assert html_to_text(html) == "a < b and c<d\n\nYes, I will attend"
+    assert html_to_text("<a" * 1000) == "<a" * 1000  # never a tag: all text, read once
+
+
 # --- return paths -------------------------------------------------------------------------
 
 
