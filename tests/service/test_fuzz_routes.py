@@ -106,11 +106,10 @@ def test_no_route_answers_5xx_to_any_query_or_form(app, client, member_links):
         fuzz(app, client, endpoint, method, list(member_links.values()), csrf)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL has no such lock
 def test_rate_limit_counts_are_read_while_a_request_holds_the_write_lock(app):
     """The limiter reads its counts after the view, before the request's session closes."""
     engine = get_database(app).engine
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL has no database-wide write lock")
     storage = DatabaseStorage(engine=engine)
     storage.incr("join/203.0.113.7", 3600)
     with engine.connect() as request_session:
