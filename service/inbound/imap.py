@@ -17,8 +17,11 @@ its UID alone (UIDPLUS); without UIDPLUS it stays flagged for the server or a pe
 expunge, because a plain EXPUNGE would also remove what a person flagged. Messages already
 flagged \\Deleted are left alone.
 
-A message whose processing fails stays in the folder and is tried again at the next poll.
-A database that cannot be reached stops the poll, since every other message would fail too.
+A message that can never be processed (input the database refuses, a bug it trips) is filed
+in `needs-attention` with the reason, as `process_message` records it, so that it is not
+tried again every poll. One that failed for another reason stays in the folder for the next
+poll; a database that cannot be reached stops the poll, since every other message would fail
+too.
 
 TLS is verified whenever it is used: WG_IMAP_SECURITY `ssl` speaks TLS from the first byte,
 `starttls` upgrades before logging in, `none` is for a mailbox on the same machine; unset, port

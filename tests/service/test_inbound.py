@@ -585,6 +585,20 @@ def test_a_bounce_to_our_return_path_acts_on_the_recipient_of_that_message(app, 
     assert status_of(db, "bopha@memory.example") is ContactStatus.ACTIVE
 
 
+def test_a_report_to_the_envelope_sender_the_invitation_left_with_suppresses_the_member(
+    app, clock, db, invited
+):
+    # As Postfix delivers a DSN: to the envelope sender (MAIL FROM) of the message we sent.
+    envelope_sender = invited["bopha@memory.example"].mail_from
+    raw = delivery_report("bopha@memory.example", to=envelope_sender)
+
+    outcome = process(app, clock, with_headers(raw, Delivered_To=envelope_sender))
+
+    assert outcome.outcome is InboundOutcome.PROCESSED
+    assert status_of(db, "bopha@memory.example") is ContactStatus.BOUNCED
+    assert status_of(db, "amara@riverbank.example") is ContactStatus.ACTIVE
+
+
 def test_a_bounce_whose_returned_message_we_sent_acts_on_its_recipient(app, clock, db, invited):
     row = sent_to(db, "bopha@memory.example")
     raw = delivery_report("bopha@memory.example", returned_message_id=row.message_id)
