@@ -165,13 +165,19 @@ def meeting(production: Production) -> str:
 def test_invitations_reach_the_members_and_answers_by_link_reply_and_calendar_are_recorded(
     production: Production, meeting: str, browser
 ):
-    context = browser.new_context(locale="en-US")
-    page = context.new_page()
+    # Two members answer from their links at once, each in their own session and language.
+    khmer, english = browser.new_context(locale="km-KH"), browser.new_context(locale="en-US")
     try:
-        page.goto(link(production, invitation_of(production, BOB), "/rsvp/") + "?answer=maybe")
-        press(page, "Send my answer")
+        alice, bob = khmer.new_page(), english.new_page()
+        alice.goto(link(production, invitation_of(production, ALICE), "/rsvp/") + "?answer=yes")
+        bob.goto(link(production, invitation_of(production, BOB), "/rsvp/") + "?answer=maybe")
+        assert alice.locator("html").get_attribute("lang") == "km"
+        assert bob.locator("html").get_attribute("lang") == "en"
+        press(bob)
+        press(alice)
     finally:
-        context.close()
+        khmer.close()
+        english.close()
 
     carols = invitation_of(production, CAROL)
     reply = EmailMessage()
@@ -192,7 +198,7 @@ def test_invitations_reach_the_members_and_answers_by_link_reply_and_calendar_ar
 
     wait_until(answered, timeout=60, every=1)
     answers = meeting_answers(production, meeting)
-    assert answers[BOB][0] == "maybe"
+    assert answers[ALICE] == ("yes", "link") and answers[BOB] == ("maybe", "link")
     assert answers[CAROL] == ("yes", "email")
     assert answers[DAVE] == ("no", "calendar")
 
