@@ -6,8 +6,10 @@ The scheduler's commands (`wg run`, `wg scheduler`, `wg tick`) join through the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 import click
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
@@ -46,12 +48,24 @@ class WgGroup(FlaskGroup):
             ctx.exit(1)
 
 
+def product_version() -> str:
+    """This product's version (pyproject.toml), not Flask's."""
+    try:
+        return version("wg-mailer")
+    except PackageNotFoundError:  # pragma: no cover - run from a tree that is not installed
+        return "unknown"
+
+
 cli = WgGroup(
     name="wg",
     create_app=_create_app,
     add_default_commands=False,
+    add_version_option=False,
     help="The working-group mailer: join form, meetings, RSVPs and digests.",
 )
+cli = click.version_option(
+    product_version(), "--version", prog_name="wg", message="%(prog)s %(version)s"
+)(cli)
 cli.add_command(shell_command)
 cli.add_command(routes_command)
 cli.add_command(meetings_cli.series)
@@ -88,7 +102,7 @@ def outbox_command(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with session_scope() as session:
-        report = outbox.health(session, now=now())
+        report = _without_deliberate_skips(outbox.health(session, now=now(), error_limit=200))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
@@ -103,6 +117,20 @@ def outbox_command(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"! {error['recipient']} ({error['status']}): {error['error']}")
     if report.fault:
         ctx.exit(1)
+
+
+LAST_ERRORS_SHOWN = 10
+
+
+def _without_deliberate_skips(report: outbox.Health) -> outbox.Health:
+    """The report without mail left unsent on purpose (a quiet day's digest record, a follow-up
+    overtaken by a later one): those are records, not errors."""
+    errors = [
+        error
+        for error in report.last_errors
+        if not (error["status"] == "expired" and error["error"].startswith("not sent: "))
+    ]
+    return dataclasses.replace(report, last_errors=errors[:LAST_ERRORS_SHOWN])
 
 
 @outbox_command.command("retry")

@@ -153,6 +153,7 @@ def _summary(meeting: Meeting) -> dict[str, Any]:
         "title": meeting.title_en,
         "title_km": meeting.title_km,
         "starts_at": meeting.starts_at.isoformat(),
+        "starts_at_local": meeting.starts_at.astimezone(ZoneInfo(meeting.timezone)).isoformat(),
         "timezone": meeting.timezone,
         "duration_minutes": meeting.duration_minutes,
         "location": meeting.location,
@@ -222,7 +223,10 @@ def meetings_show(reference: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
-    click.echo(f"{shown['title']} ({shown['status']}) {shown['starts_at']}")
+    click.echo(
+        f"{shown['title']} ({shown['status']}) {shown['starts_at_local'][:16].replace('T', ' ')} "
+        f"{shown['timezone']}"
+    )
     for person in shown["invitees"]:
         extra = f" -> {person['substitute']['name']}" if person["substitute"] else ""
         click.echo(
