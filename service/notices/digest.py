@@ -204,9 +204,7 @@ def _meeting_summary(meeting: Meeting, *, now: datetime) -> dict[str, Any]:
         if (moment := mail_due_at(meeting, days, settings())) > now
     ]
     nobody = sorted(
-        name
-        for name, people in organisations.items()
-        if not any(p["answer"] in ("yes", "maybe") for p in people)
+        name for name, people in organisations.items() if _nobody_attends(people)
     )
     return {
         "title": meeting.title_en,
@@ -214,6 +212,11 @@ def _meeting_summary(meeting: Meeting, *, now: datetime) -> dict[str, Any]:
         "starts_at": meeting.starts_at.isoformat(),
         "tally": tally,
         "invited": len(meeting.invitations),
+        "invitations_on": (
+            mail_due_at(meeting, meeting.invite_days, settings()).isoformat()
+            if not meeting.invitations
+            else None
+        ),
         "organisations": [
             {"name": name, "people": people} for name, people in sorted(organisations.items())
         ],
@@ -221,6 +224,13 @@ def _meeting_summary(meeting: Meeting, *, now: datetime) -> dict[str, Any]:
         "next_followup": min(upcoming_followups).isoformat() if upcoming_followups else None,
         "nobody_attending": nobody,
     }
+
+
+def _nobody_attends(people: list[dict[str, str]]) -> bool:
+    """Everyone of the organisation answered, none is coming, and none sends a colleague.
+
+    Before they answer they are "not answered yet", not "no one attending"."""
+    return all(p["answer"] == "no" and not p["substitute"] for p in people)
 
 
 def _is_digest_day(now: datetime) -> tuple[bool, bool, str]:
@@ -309,10 +319,13 @@ def preview(db: Session, *, now: datetime) -> str:
     """The text of the digest as it would be sent now, without storing anything."""
     plan = collect(db, now=now)
     _after, weekly, _day = _is_digest_day(now)
-    context = dict(plan.context, weekly=weekly, group_name=settings().group_name, recipient_name="")
+    lang = settings().coordinator_language
+    context = dict(
+        plan.context, weekly=weekly, group_name=settings().group_name_for(lang), recipient_name=""
+    )
     context["pending"] = [
         {**p, "review_url": "(the review link is in the sent digest)"}
         for p in plan.context["pending"]
     ]
-    subject, text, _html = render(names.DIGEST, settings().coordinator_language, context)
+    subject, text, _html = render(names.DIGEST, lang, context)
     return f"Subject: {subject}\n\n{text}"

@@ -246,7 +246,8 @@ def test_digest_shows_what_needs_the_coordinator(
         assert "Invited 4: yes 1, no 1, maybe 0, no answer 2" in text
         assert "Amara (by link), in their place: Sokha" in text
         assert "Not answered yet: Chea, Dara" in text
-        assert "No one attending from: Gone Org, Legal Aid, Memory" in text
+        # Gone Org and Legal Aid have not answered yet: only Memory said no.
+        assert "No one attending from: Memory\n" in text
         assert "dara@gone.example (550" in text
         assert "width:" in mail.html  # tallies drawn as bars
 
@@ -264,6 +265,18 @@ def test_digest_in_khmer(
     assert "របាយការណ៍សង្ខេប" in mail.subject
     assert "សំណើចូលជាសមាជិកដែលកំពុងរង់ចាំ" in mail.text
     assert "មករា" in mail.text
+    assert mail.text.rstrip().split("\n-- \n")[1].startswith("ក្រុមការងារ\n")  # signed in Khmer
+
+
+@pytest.mark.parametrize(
+    "app_settings", [{"WG_COORDINATOR_LANGUAGE": "km", "WG_DIGEST_TIME": "07:30"}]
+)
+def test_the_khmer_digest_preview_is_signed_with_the_groups_khmer_name(app, prepared_state):
+    result = app.test_cli_runner().invoke(wg, ["digest", "--preview", "--now", "2027-01-06T08:00"])
+
+    assert result.exit_code == 0, result.output
+    assert "\n-- \nក្រុមការងារ\n" in result.output
+    assert "Working Group" not in result.output
 
 
 def test_quiet_days_send_nothing_but_the_weekly_summary_comes_on_its_day(
@@ -320,3 +333,59 @@ def test_failure_is_reported_in_one_digest_only(
     clock.set(local(2027, 1, 7, 7, 46))
     deliver()
     assert "dara@gone.example (550" not in smtp_server.single_message_to(coordinators[0]).text
+
+
+def test_a_meeting_not_invited_yet_says_when_invitations_go_out_not_invited_0(
+    app, clock, make_member
+):
+    make_member("amara@riverbank.example", name="Amara")
+    clock.set(local(2027, 1, 5, 9, 0))
+    add_meeting(app, clock, local(2027, 2, 11, 14, 0))  # invitations go out on 28 January
+
+    with app.app_context(), session_scope(app) as session:
+        text = digest.preview(session, now=clock())
+
+    assert "Invited 0" not in text
+    assert "Not invited yet: the invitations go out on Jan 28, 2027, 8:00" in text
+
+
+def test_on_invitation_day_no_organisation_is_listed_as_not_attending(
+    app, clock, deliver, smtp_server, make_member
+):
+    make_member("amara@riverbank.example", name="Amara")
+    make_member("chea@legal.example", name="Chea", organisation="Legal Aid")
+    clock.set(local(2027, 1, 5, 9, 0))
+    add_meeting(app, clock, local(2027, 1, 14, 14, 0))
+    deliver()
+
+    with app.app_context(), session_scope(app) as session:
+        text = digest.preview(session, now=clock())
+
+    assert "Invited 2: yes 0, no 0, maybe 0, no answer 2" in text
+    assert "No one attending from" not in text
+    assert "Not answered yet: Amara, Chea" in text
+
+
+def test_an_organisation_sending_a_substitute_counts_as_attending(
+    app, client, clock, deliver, smtp_server, make_member
+):
+    make_member("bopha@memory.example", name="Bopha", organisation="Memory")
+    make_member("chea@legal.example", name="Chea", organisation="Legal Aid")
+    clock.set(local(2027, 1, 5, 9, 0))
+    add_meeting(app, clock, local(2027, 1, 14, 14, 0))
+    deliver()
+    invitations = {m.rcpt_tos[0]: m for m in smtp_server.messages}
+    answer(
+        client,
+        invitations["bopha@memory.example"],
+        "no",
+        substitute_name="Sokha",
+        substitute_email="sokha@memory.example",
+    )
+    answer(client, invitations["chea@legal.example"], "no")
+
+    with app.app_context(), session_scope(app) as session:
+        text = digest.preview(session, now=clock())
+
+    assert "No one attending from: Legal Aid\n" in text
+    assert "Bopha (by link), in their place: Sokha" in text
