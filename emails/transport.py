@@ -327,7 +327,10 @@ class Transport:
         # Internationalised addresses need SMTPUTF8; ASCII ones go out exactly as before.
         options = [] if sender.isascii() and recipient.isascii() else ["SMTPUTF8"]
         try:
-            refused = conn.sendmail(sender, [recipient], message, mail_options=options)
+            if conn.has_extn("pipelining"):
+                refused = _sendmail_pipelined(conn, sender, recipient, message, options)
+            else:
+                refused = conn.sendmail(sender, [recipient], message, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient) or next(iter(exc.recipients.values()))
             result = _from_reply(code, text)
@@ -361,6 +364,46 @@ class Transport:
             return _from_reply(code, text), True
         # sendmail only returns normally when DATA was answered with exactly 250.
         return SendResult(Outcome.SENT, 250, "250 message accepted"), True
+
+
+_LEADING_PERIOD = re.compile(rb"(?m)^\.")
+
+
+def _sendmail_pipelined(
+    conn: smtplib.SMTP, sender: str, recipient: str, message: bytes, options: list[str]
+) -> dict[str, tuple[int, bytes]]:
+    """smtplib's sendmail for one recipient, with MAIL, RCPT and DATA in one write (RFC 2920
+    PIPELINING): two round trips a message instead of four. Raises as sendmail does."""
+    params = list(options)
+    if "SMTPUTF8" in params:
+        if not conn.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("SMTPUTF8 is not offered by the server")
+        conn.command_encoding = "utf-8"
+    if conn.has_extn("size"):
+        params.append(f"SIZE={len(message)}")
+    extra = (" " + " ".join(params)) if params else ""
+    conn.send(
+        f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\n"
+        f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n"
+    )
+    (mail, mail_text), (rcpt, rcpt_text), (data, data_text) = (conn.getreply() for _ in "123")
+    if data == 354 and not (mail == 250 and rcpt in (250, 251)):
+        conn.send(b".\r\n")  # a server that opened DATA anyway gets an empty message ended
+        conn.getreply()
+    if mail != 250:
+        raise smtplib.SMTPSenderRefused(mail, mail_text, sender)
+    if rcpt not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({recipient: (rcpt, rcpt_text)})
+    if data != 354:
+        raise smtplib.SMTPDataError(data, data_text)
+    body = _LEADING_PERIOD.sub(b"..", message)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    conn.send(body + b".\r\n")
+    code, text = conn.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, text)
+    return {}
 
 
 def _from_reply(code: int, text: bytes | str) -> SendResult:

@@ -50,8 +50,10 @@ class RecordingHandler:
         data_replies: dict[str, str] | None = None,
         drop_data: set[str] | None = None,
         mail_reply: str = "",
+        pipelining: bool = False,
     ) -> None:
         self.mail_reply = mail_reply
+        self.pipelining = pipelining
         self.rcpt_replies = rcpt_replies or {}
         self.data_replies = data_replies or {}
         self.drop_data = set(drop_data or ())
@@ -67,6 +69,8 @@ class RecordingHandler:
         session.host_name = hostname
         if session.peer not in self.peers:
             self.peers.append(session.peer)
+        if self.pipelining:  # aiosmtpd reads commands one by one: pipelined ones work
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -651,3 +655,62 @@ def test_transport_with_a_rate_limit_spaces_out_messages(start_server):
 
     assert elapsed >= 0.19  # 600/min with a burst of 1: two waits of 0.1 s
     assert len(handler.envelopes) == 3
+
+
+# -- PIPELINING (RFC 2920) -----------------------------------------------------------------------
+
+
+def test_a_pipelining_server_gets_the_message_byte_for_byte_with_dots_stuffed(start_server):
+    handler = RecordingHandler(pipelining=True)
+    port = start_server(handler)
+    dotted = MESSAGE.replace(b"\r\n\r\n", b"\r\n\r\n.leading dot\r\n..two\r\n", 1)
+
+    with Transport(settings(port)) as transport:
+        results = [transport.send(SENDER, "member@example.org", m) for m in (MESSAGE, dotted)]
+
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
+    assert [e.original_content for e in handler.envelopes] == [MESSAGE, dotted]
+    assert handler.envelopes[0].mail_from == SENDER
+    assert handler.sessions == 1
+
+
+def test_a_pipelining_server_refusing_each_step_is_read_as_the_same_outcomes(start_server):
+    handler = RecordingHandler(
+        pipelining=True,
+        rcpt_replies={
+            "gone@example.org": "550 5.1.1 user unknown",
+            "busy@example.org": "451 4.3.0 try later",
+            "relay@example.org": "554 5.7.1 <relay@example.org>: Relay access denied",
+        },
+        data_replies={"strict@example.org": "554 5.7.1 rejected by policy"},
+    )
+    port = start_server(handler)
+    recipients = [
+        "gone@example.org",
+        "busy@example.org",
+        "relay@example.org",
+        "strict@example.org",
+        "ok@example.org",
+    ]
+
+    with Transport(settings(port)) as transport:
+        outcomes = [transport.send(SENDER, r, MESSAGE).outcome for r in recipients]
+
+    assert outcomes == [
+        Outcome.FAILED,
+        Outcome.RETRY,
+        Outcome.HELD,
+        Outcome.FAILED,
+        Outcome.SENT,
+    ]
+    assert [e.rcpt_tos for e in handler.envelopes] == [["ok@example.org"]]
+    assert handler.sessions == 1
+
+
+def test_a_pipelining_server_refusing_the_sender_holds_the_mail(start_server):
+    port = start_server(RecordingHandler(pipelining=True, mail_reply=(
+        "553 5.7.1 <list@wg.example>: Sender address rejected: not owned by user")))
+
+    result = send_one(port)
+
+    assert result.outcome is Outcome.HELD and result.fault == "sender"
