@@ -171,12 +171,15 @@ def compose(
     message_id: str | None = None,
     date: datetime | None = None,
     unsubscribe: Unsubscribe | None = None,
+    reply_to: str = "",
+    reply_to_name: str = "",
     **ctx: Any,
 ) -> EmailMessage:
     """The complete message `name` for `to` in `lang`, with every header DESIGN.md lists.
 
     `message_id` is made by the caller once and kept across retries; a new one is made
-    only when none is given.
+    only when none is given. `reply_to` (and its name) replaces the service's Reply-To, for
+    mail a person answers to someone else (a coordinator to an applicant).
     """
     context = {**ctx, "group_name": sender.group_name_for(lang), "recipient_name": to_name}
     if unsubscribe is not None:
@@ -187,7 +190,11 @@ def compose(
     from_header, reply_to_header, list_id = _sender_headers(sender)
     msg["From"] = _Folded(header_value(from_header.decode("ascii")))
     msg["To"] = _Folded(header_value(mailbox_header("To", to_name, to)))
-    msg["Reply-To"] = _Folded(header_value(reply_to_header.decode("ascii")))
+    if reply_to:
+        own = mailbox_header("Reply-To", check_header(reply_to_name), check_header(reply_to))
+        msg["Reply-To"] = _Folded(header_value(own))
+    else:
+        msg["Reply-To"] = _Folded(header_value(reply_to_header.decode("ascii")))
     msg["Subject"] = check_header(subject)
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = check_header(message_id or new_message_id(sender.domain))
@@ -279,6 +286,8 @@ def compose_fast(
     shared: dict[str, Any] | None = None,
     shared_key: Hashable | None = None,
     personal: tuple[str, ...] = PERSONAL_KEYS,
+    reply_to: str = "",
+    reply_to_name: str = "",
     **ctx: Any,
 ) -> bytes:
     """The bytes of `compose(name, to, lang, ...).as_bytes()`, built for a send to many.
@@ -340,6 +349,11 @@ def compose_fast(
         date=date or datetime.now(UTC),
         unsubscribe=unsubscribe,
         boundary=boundary,
+        reply_to=(
+            mailbox_header("Reply-To", check_header(reply_to_name), check_header(reply_to))
+            if reply_to
+            else ""
+        ),
     )
 
 
@@ -492,8 +506,10 @@ def _assemble(
     date: datetime,
     unsubscribe: Unsubscribe | None,
     boundary: str,
+    reply_to: str = "",
 ) -> bytes:
-    from_header, reply_to, list_id = _sender_headers(sender)
+    from_header, service_reply_to, list_id = _sender_headers(sender)
+    reply_to_header = reply_to.encode("ascii") if reply_to else service_reply_to
     text_cte, text_body = _body(text)
     html_cte, html_body = _body(html)
     mark = boundary.encode("ascii")
@@ -506,7 +522,7 @@ def _assemble(
     parts = [
         from_header,
         mailbox_header("To", to_name, to).encode("ascii"),
-        reply_to,
+        reply_to_header,
         _folded("Subject", subject),
         _date_header(date),
         message_id_header,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import quote
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -20,7 +19,7 @@ from service import audit, outbox, tokens
 from service.config import Settings, settings
 from service.db import insert_ignoring_duplicates
 from service.meetings.schedule import due_at, in_window, occurrences, parse_rule
-from service.membership.operations import is_suppressed
+from service.membership.operations import is_suppressed, unsubscribe_links, unsubscribe_targets
 from service.models import (
     AnswerChannel,
     Contact,
@@ -464,12 +463,6 @@ def _send(
     )
 
 
-def unsubscribe_links(db: Session, contact: Contact, *, now: datetime) -> dict[str, str]:
-    """A fresh unsubscribe token for this message: the one-click URL and the mailto."""
-    raw = tokens.issue(db, TokenPurpose.UNSUBSCRIBE, contact.id, now=now, holder=contact.email)
-    return _unsubscribe_targets(raw)
-
-
 def substitute_unsubscribe_links(
     db: Session, invitation: Invitation, *, now: datetime
 ) -> dict[str, str]:
@@ -480,15 +473,7 @@ def substitute_unsubscribe_links(
     if member is not None:
         return unsubscribe_links(db, member, now=now)
     raw = tokens.issue(db, TokenPurpose.UNSUBSCRIBE_ADDRESS, invitation.id, now=now, holder=address)
-    return _unsubscribe_targets(raw)
-
-
-def _unsubscribe_targets(raw: str) -> dict[str, str]:
-    mailbox = settings().reply_to.rpartition("<")[2].rstrip(">")
-    return {
-        "url": external_url("membership.unsubscribe", token=raw),
-        "mailto": f"mailto:{mailbox}?subject={quote('unsubscribe ' + raw)}",
-    }
+    return unsubscribe_targets(raw)
 
 
 def reschedule(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -222,6 +223,9 @@ def confirm_address(db: Session, raw: str, *, now: datetime) -> JoinRequest | No
             dedupe_key=f"join-review:{request.public_id}:{coordinator}",
             context={
                 "review_url": external_url("membership.review", token=raw_review),
+                # A coordinator's reply goes to the applicant, not back to the service.
+                "reply_to": request.email,
+                "reply_to_name": request.submitted["name"],
                 **request_details(request),
                 "already_members": [
                     {"email": email, "organisation": name} for email, name in members.items()
@@ -342,13 +346,21 @@ def _approve(db: Session, request: JoinRequest, *, now: datetime) -> None:
         to_name=contact.name,
         lang=contact.language,
         dedupe_key=f"join-welcome:{request.public_id}:{contact.email}",
-        context={"organisation_name": organisation.name},
+        context=_welcome_context(db, contact, now=now),
         now=now,
     )
     for person in submitted["representatives"]:
         _name_representative(
             db, organisation, person, language, named_by=submitted["name"], actor=actor, now=now
         )
+
+
+def _welcome_context(db: Session, contact: Contact, *, now: datetime) -> dict[str, object]:
+    """What a welcome says: the organisation, and a way to stop the mail that follows."""
+    return {
+        "organisation_name": contact.organisation.name,
+        "list_unsubscribe": unsubscribe_links(db, contact, now=now),
+    }
 
 
 def _activate_applicant(
@@ -495,7 +507,7 @@ def confirm_representative(db: Session, raw: str, *, now: datetime) -> Contact |
         to_name=contact.name,
         lang=contact.language,
         dedupe_key=f"join-welcome:contact:{contact.public_id}",
-        context={"organisation_name": contact.organisation.name},
+        context=_welcome_context(db, contact, now=now),
         now=now,
     )
     db.flush()
@@ -596,6 +608,21 @@ def stop_mail(db: Session, recipient: MailRecipient, *, now: datetime, via: str)
         )
     db.flush()
     return bool(inserted)
+
+
+def unsubscribe_links(db: Session, contact: Contact, *, now: datetime) -> dict[str, str]:
+    """A fresh unsubscribe token for one message: the one-click URL and the mailto."""
+    raw = tokens.issue(db, TokenPurpose.UNSUBSCRIBE, contact.id, now=now, holder=contact.email)
+    return unsubscribe_targets(raw)
+
+
+def unsubscribe_targets(raw: str) -> dict[str, str]:
+    """The List-Unsubscribe targets of an unsubscribe token: its page and a mailto."""
+    mailbox = settings().reply_to.rpartition("<")[2].rstrip(">")
+    return {
+        "url": external_url("membership.unsubscribe", token=raw),
+        "mailto": f"mailto:{mailbox}?subject={quote('unsubscribe ' + raw)}",
+    }
 
 
 def is_suppressed(db: Session, email: str) -> bool:

@@ -128,6 +128,10 @@ for _name in (
     names.MEETING_CANCELLED,
 ):
     CONTEXTS[_name] = MEETING
+CONTEXTS[names.CONSOLE_SIGN_IN] = {
+    "sign_in_url": "https://wg.example/console/sign-in/abc",
+    "valid_minutes": 15,
+}
 
 
 def build(name: str, lang: str, **extra):
@@ -243,3 +247,27 @@ def test_khmer_dates_are_formatted_for_the_km_locale():
     text = build(names.JOIN_REQUEST_RECEIVED, "km").get_body(("plain",)).get_content()
     # 1 December 2026, 09:00 in Phnom Penh: Khmer month name, Khmer weekday.
     assert "ធ្នូ" in text and "អង្គារ" in text
+
+
+def test_a_reply_to_of_its_own_replaces_the_services_in_both_composers():
+    from emails.compose import compose_fast
+
+    options = dict(
+        sender=SENDER,
+        reply_to="amara@riverbank.example",
+        reply_to_name="អមរា សុខ",
+        **CONTEXTS[names.JOIN_REQUEST_RECEIVED],
+    )
+    slow = compose(names.JOIN_REQUEST_RECEIVED, "c@wg.example", "en", **options).as_bytes()
+    fast = compose_fast(names.JOIN_REQUEST_RECEIVED, "c@wg.example", "en", **options)
+
+    for raw in (slow, fast):
+        assert reparse(raw)["Reply-To"] == "អមរា សុខ <amara@riverbank.example>"
+        assert raw.partition(b"\r\n\r\n")[0].isascii()
+    with pytest.raises(HeaderInjection):
+        compose(
+            names.JOIN_REQUEST_RECEIVED,
+            "c@wg.example",
+            "en",
+            **{**options, "reply_to": "a@riverbank.example\r\nBcc: x@example.org"},
+        )

@@ -57,6 +57,7 @@ def test_whole_join_flow_ends_with_a_welcome_to_every_representative(
 
     reviews = [smtp_server.single_message_to(address) for address in coordinators]
     for review in reviews:
+        assert review["Reply-To"] == "Amara Sok <amara@riverbank.example>"  # a reply reaches her
         assert "Riverbank Survivors Network" in review.subject
         assert "Psychosocial support groups" in review.text
         assert "dara@riverbank.example" in review.text
@@ -75,6 +76,8 @@ def test_whole_join_flow_ends_with_a_welcome_to_every_representative(
         welcome = smtp_server.messages_to(address)[-1]
         assert welcome["Content-Language"] == lang
         assert "Riverbank Survivors Network" in welcome.text
+        unsubscribe = welcome.link("/unsubscribe/")  # further representatives' too
+        assert client.get(unsubscribe).status_code == 200
     contacts = db.scalars(select(Contact).order_by(Contact.email)).all()
     assert [(c.email, c.status, c.language.value) for c in contacts] == [
         ("amara@riverbank.example", ContactStatus.ACTIVE, lang),
