@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -11,7 +13,7 @@ from pathlib import Path
 import click
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -21,7 +23,7 @@ from scheduler.leader import Leadership
 from scheduler.runner import add_jobs
 from service.cliutil import parse_moment
 from service.clock import now as clock_now
-from service.config import settings
+from service.config import Settings, settings
 from service.db import get_database
 from service.devmail.catcher import start_catcher
 from service.devmail.routes import CATCHER_DIR
@@ -49,6 +51,20 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
+def _links_to_this_server(app: Flask, host: str, port: int) -> Settings:
+    """The settings of `wg run`, whose mail links point at the port it serves when
+    WG_BASE_URL was left at its default (mail from `wg run --port 5077` must lead to 5077)."""
+    config = settings(app)
+    if config.base_url != Settings.base_url:
+        return config
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    config = dataclasses.replace(config, base_url=f"http://{shown_host}:{port}")
+    app.extensions["wg.settings"] = config
+    return config
+
+
 @click.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -58,11 +74,20 @@ def run_command(host: str, port: int) -> None:
     WG_SMTP_HOST is empty (caught mail at /dev/mail)."""
     _configure_logging()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    config = settings(app)
+    config = _links_to_this_server(app, host, port)
     catcher = None
     if not config.smtp_host:
         directory = Path(app.instance_path) / "mail"
-        catcher = start_catcher(directory, config.catcher_port)
+        try:
+            catcher = start_catcher(directory, config.catcher_port)
+        except OSError as exc:
+            click.echo(
+                f"wg: the mail catcher cannot listen on 127.0.0.1:{config.catcher_port} "
+                f"({os.strerror(exc.errno).lower() if exc.errno else exc}); "
+                "set WG_CATCHER_PORT to a free port",
+                err=True,
+            )
+            raise click.exceptions.Exit(1) from None
         app.config[CATCHER_DIR] = str(directory)
         click.echo(f"mail catcher on 127.0.0.1:{config.catcher_port}; read it at /dev/mail")
     transport = Transport(config.smtp())
