@@ -24,6 +24,7 @@ from forms.validators import (
     SingleLine,
     normalise_phone,
     normalise_text,
+    web_address,
 )
 
 FURTHER_REPRESENTATIVES = 3
@@ -82,7 +83,7 @@ class JoinForm(FlaskForm):
             URL(message=_l("Enter a full address such as https://example.org.")),
             SingleLine(),
         ],
-        filters=[normalise_text],
+        filters=[web_address],
     )
     represented_in_cambodia = RadioField(
         _l("Does it have representatives in Cambodia?"),

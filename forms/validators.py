@@ -89,3 +89,11 @@ def normalise_phone(value: str | None) -> str:
 def normalise_text(value: str | None) -> str:
     """Trimmed, NFC-normalised text (Khmer typed on different keyboards compares equal)."""
     return unicodedata.normalize("NFC", value or "").strip()
+
+
+def web_address(value: str | None) -> str:
+    """A website typed without its scheme (kk-test.org) as the link it names (https://...)."""
+    text = normalise_text(value)
+    if text and "://" not in text:
+        return "https://" + text.lstrip("/")
+    return text

@@ -175,3 +175,15 @@ def test_fetching_every_link_in_every_email_changes_nothing(client, smtp_server,
         assert client.head(link).status_code < 500
     db.expire_all()
     assert state() == before
+
+
+@pytest.mark.parametrize(
+    "typed, stored",
+    [("kk-test.org", "https://kk-test.org"), ("www.kk-test.org/about", "https://www.kk-test.org/about")],
+)
+def test_the_website_field_takes_a_bare_domain(client, db, typed, stored):
+    answer = submit_join_form(client, website=typed)
+
+    assert answer.status_code == 302
+    request = db.scalars(select(JoinRequest)).one()
+    assert request.submitted["website"] == stored
