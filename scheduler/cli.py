@@ -28,6 +28,7 @@ from service.db import get_database
 from service.devmail.catcher import start_catcher
 from service.devmail.routes import CATCHER_DIR
 from service.outbox import OutboxSender
+from service.senders import SenderPool
 from service.web import redact_path
 
 
@@ -126,7 +127,7 @@ def scheduler_command() -> None:
             return
         transport = Transport(settings(app).smtp())
         scheduler = BlockingScheduler(timezone="UTC")
-        sender = add_jobs(scheduler, app, transport)
+        sender = add_jobs(scheduler, app, transport, senders=settings(app).senders)
         try:
             scheduler.start()
         finally:
@@ -148,6 +149,10 @@ def tick_command(now_text: str | None) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     config = settings(app)
     moment = parse_moment(now_text) if now_text else clock_now(app)
-    with Transport(config.smtp()) as transport:
-        report = jobs.tick(app, OutboxSender(app, transport, now=lambda: moment), moment)
+    if config.senders > 1:
+        with SenderPool(app, config.senders) as pool:
+            report = jobs.tick(app, pool, moment)
+    else:
+        with Transport(config.smtp()) as transport:
+            report = jobs.tick(app, OutboxSender(app, transport, now=lambda: moment), moment)
     click.echo(report.summary())

@@ -11,6 +11,7 @@ from service.db import session_scope
 from service.meetings import operations as meetings
 from service.notices import digest
 from service.outbox import DeliveryReport, OutboxSender
+from service.senders import SenderPool
 
 
 @dataclass
@@ -58,7 +59,11 @@ def enqueue_due(app: Flask, now: datetime) -> DueReport:
         )
 
 
-def tick(app: Flask, sender: OutboxSender, now: datetime) -> TickReport:
+def tick(app: Flask, sender: OutboxSender | SenderPool, now: datetime) -> TickReport:
     """One pass of the clock at `now`: enqueue what is due, then deliver the outbox."""
     due = enqueue_due(app, now)
-    return TickReport(now=now, due=due, delivery=sender.run_once(lambda: now))
+    if isinstance(sender, SenderPool):
+        delivery = sender.run_once(now)
+    else:
+        delivery = sender.run_once(lambda: now)
+    return TickReport(now=now, due=due, delivery=delivery)

@@ -20,6 +20,7 @@ from service.db import UNAVAILABLE, get_database, session_scope, unavailable_rea
 from service.inbound.imap import PollError, poll_once
 from service.outbox import OutboxSender
 from service.ratelimits import forget_expired
+from service.senders import SenderPool
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,19 @@ class DatabaseWatch:
             self.down_since, self.logged_at = None, None
 
 
-def add_jobs(scheduler: BaseScheduler, app: Flask, transport: Transport) -> OutboxSender:
+def add_jobs(
+    scheduler: BaseScheduler, app: Flask, transport: Transport, *, senders: int = 1
+) -> OutboxSender | SenderPool:
     """The tick every minute, delivery every few seconds, and (when WG_IMAP_HOST is set) the
     mailbox every few minutes; a missed run is simply skipped, because the next one derives
     everything from the database (and the mailbox) again.
 
-    Returns the process's one outbox sender, so that shutdown can stop it between batches.
+    Returns the process's outbox sender (a pool of sender processes with `senders` > 1), so
+    that shutdown can stop it between batches.
     """
-    sender = OutboxSender(app, transport, now=lambda: now(app))
+    sender: OutboxSender | SenderPool = OutboxSender(app, transport, now=lambda: now(app))
+    if senders > 1:
+        sender = SenderPool(app, senders)
     database = DatabaseWatch()
 
     def tick() -> None:

@@ -41,6 +41,8 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     settings = load_settings(environ, Path(app.instance_path))
     app.extensions["wg.settings"] = settings
+    # What this app was made with, so that a sender process can make the same app.
+    app.extensions["wg.config"] = dict(config or {})
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,

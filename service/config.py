@@ -176,6 +176,7 @@ class Settings:
     smtp_password: str = ""
     smtp_security: str = "none"
     smtp_connections: int = 1
+    senders: int = 1
     smtp_rate_per_minute: int = 0
     smtp_timeout: int = 30
     smtp_ca_file: str = ""
@@ -205,6 +206,7 @@ class Settings:
     digest_time: str = "07:30"
     digest_weekday: str = "monday"
     meeting_horizon_days: int = 60
+    console_session_hours: int = 12
 
     @property
     def production(self) -> bool:
@@ -265,6 +267,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "smtp_password": str,
     "smtp_security": _choice("none", "starttls", "ssl"),
     "smtp_connections": _int(1, 32),
+    "senders": _int(1, 16),
     "smtp_rate_per_minute": _int(0, 1_000_000),
     "smtp_timeout": _int(1, 600),
     "smtp_ca_file": _readable_file,
@@ -296,6 +299,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
         "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
     ),
     "meeting_horizon_days": _int(1, 400),
+    "console_session_hours": _int(1, 24 * 7),
 }
 
 

@@ -295,6 +295,21 @@ def test_two_senders_started_together_deliver_every_message_exactly_once(deploy)
         ]
 
 
+def test_one_tick_with_two_sender_processes_delivers_every_message_exactly_once(deploy):
+    # The server answers no DATA before both sender processes have connected: they certainly
+    # claim and send at the same time, each under its own lease.
+    with FaultySmtp(Faults(delay=0.002, hold_until_sessions=2)) as smtp:
+        deployment = deploy(smtp, WG_SMTP_CONNECTIONS="1", WG_SENDERS="2")
+        deployment.enqueue(MESSAGES, now=QUEUED_AT)
+
+        output = finish(deployment.start("tick", "--now", FIRST_TICK.isoformat()))
+
+        assert f"sent {MESSAGES}," in output, output
+        assert len(smtp.sessions) >= 2
+        assert_every_message_arrived(deployment, smtp)
+        assert set(smtp.message_ids().values()) == {1}
+
+
 # --- 3. a misbehaving SMTP server ----------------------------------------------------------------
 
 PLAIN = [f"member{n:02}@riverbank.example" for n in range(40)]
