@@ -24,13 +24,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from emails.inbound import Inbound, Kind, classify
-from service import tokens
 from service.config import settings
 from service.db import UNAVAILABLE, insert_ignoring_duplicates
 from service.inbound.answers import calendar_answer, reply_answer
 from service.inbound.bounces import act_on_bounce
-from service.membership.operations import unsubscribe
-from service.models import Contact, InboundMessage, InboundOutcome, TokenPurpose
+from service.membership.operations import find_unsubscribe_link, stop_mail
+from service.models import InboundMessage, InboundOutcome
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +160,8 @@ def _unsubscribe_request(
     match = UNSUBSCRIBE_SUBJECT.match(inbound.subject or "")
     if match is None:
         return None
-    lookup = tokens.find(db, TokenPurpose.UNSUBSCRIBE, match.group(1), now=now)
-    contact = db.get(Contact, lookup.token.subject_id) if lookup.token else None
-    if contact is None:
+    recipient = find_unsubscribe_link(db, match.group(1), now=now)
+    if recipient is None:
         return InboundOutcome.ATTENTION, "an unsubscribe request with an unknown token"
-    unsubscribe(db, contact, now=now, via="mailto")
-    return InboundOutcome.PROCESSED, f"{contact.email} unsubscribed by email"
+    stop_mail(db, recipient, now=now, via="mailto")
+    return InboundOutcome.PROCESSED, f"{recipient.email} unsubscribed by email"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+from email.utils import make_msgid
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
 from service.db import session_scope
+from service.inbound.operations import process_message
 from service.meetings import operations
 from service.models import (
     AuditEvent,
     Contact,
     ContactStatus,
+    InboundOutcome,
     Invitation,
     Meeting,
     OutboundEmail,
@@ -125,6 +129,26 @@ def test_substitute_mail_carries_a_visible_unsubscribe_link_and_the_list_headers
     deliver()
     assert smtp_server.messages_to(SUBSTITUTE) == []
     assert len(smtp_server.messages_to("bopha@memory.example")) == 1
+
+
+def test_a_substitute_can_stop_mail_by_the_mailto_of_list_unsubscribe(
+    app, client, clock, deliver, smtp_server, db, invited
+):
+    answer(client, invited, "yes", substitute_name="Sokha", substitute_email=SUBSTITUTE)
+    reminder_day(clock, deliver)
+    mailto = smtp_server.single_message_to(SUBSTITUTE)["List-Unsubscribe"].split("<mailto:")[1]
+    request = EmailMessage()
+    request["From"], request["To"] = SUBSTITUTE, mailto.split("?")[0]
+    request["Subject"] = "unsubscribe " + mailto.split("subject=unsubscribe%20")[1].rstrip(">")
+    request["Message-ID"] = make_msgid(domain="legal.example")
+    request.set_content("")
+
+    with app.app_context(), session_scope(app) as session:
+        outcome = process_message(session, request.as_bytes(), now=clock())
+
+    assert outcome.outcome is InboundOutcome.PROCESSED
+    assert db.scalar(select(Suppression.email)) == SUBSTITUTE
+    assert status_of(db, "bopha@memory.example") is ContactStatus.ACTIVE
 
 
 def test_a_substitute_who_unsubscribed_after_being_named_gets_no_reminder(
