@@ -1,4 +1,4 @@
-"""`wg series add` and `wg meetings add | list | show | cancel | reschedule`."""
+"""`wg series add | list | show | end` and `wg meetings add | list | show | cancel | reschedule`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from service.cliutil import parse_moment
 from service.clock import now
@@ -19,8 +19,8 @@ from service.config import settings
 from service.db import session_scope
 from service.meetings import operations
 from service.meetings.operations import MeetingDetails, MeetingError
-from service.meetings.schedule import RuleError
-from service.models import Invitation, Meeting
+from service.meetings.schedule import RuleError, local_text
+from service.models import Invitation, Meeting, MeetingSeries
 
 
 def parse_days(value: str) -> tuple[int, ...]:
@@ -126,8 +126,107 @@ def series_add(rrule: str, until: str | None, **options: Any) -> None:
     try:
         with session_scope() as db:
             added = operations.add_series(db, _details(options), rrule, until=end, now=now())
-            click.echo(f"series {added.id} added")
+            dates = operations.coming_dates(added, now=now(), count=3)
+            shown = ", ".join(local_text(d, added.timezone) for d in dates)
+            click.echo(f"series {added.id} added; its first meetings: {shown}")
     except (MeetingError, RuleError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _series_summary(db: Session, series_row: MeetingSeries, moment: datetime) -> dict[str, Any]:
+    zone = series_row.timezone
+    made = db.scalars(
+        select(Meeting).where(Meeting.series_id == series_row.id).order_by(Meeting.starts_at)
+    ).all()
+    coming = operations.coming_dates(series_row, now=moment, count=5)
+    return {
+        "id": series_row.id,
+        "title": series_row.title_en,
+        "title_km": series_row.title_km,
+        "rrule": series_row.rrule,
+        "timezone": zone,
+        "first_starts_at": local_text(series_row.first_starts_at, zone),
+        "until": local_text(series_row.until_at, zone) if series_row.until_at else None,
+        "ended": series_row.until_at is not None and series_row.until_at <= moment,
+        "location": series_row.location,
+        "online_url": series_row.online_url,
+        "meetings": [
+            {"id": m.id, "starts_at": local_text(m.starts_at, zone), "status": m.status.value}
+            for m in made
+        ],
+        "coming": [local_text(d, zone) for d in coming],
+    }
+
+
+def _find_series(db: Session, reference: str) -> MeetingSeries:
+    found = operations.find_series(db, reference)
+    if found is None:
+        raise click.UsageError(f"no series {reference} (see wg series list)")
+    return found
+
+
+@series.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def series_list(as_json: bool) -> None:
+    """Every series: its rule, when it ends, and its next meeting."""
+    moment = now()
+    with session_scope() as db:
+        rows = db.scalars(select(MeetingSeries).order_by(MeetingSeries.id)).all()
+        listing = [_series_summary(db, row, moment) for row in rows]
+    if as_json:
+        click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        return
+    for item in listing:
+        state = "ended" if item["ended"] else f"next {item['coming'][0] if item['coming'] else '-'}"
+        until = f", until {item['until']}" if item["until"] and not item["ended"] else ""
+        click.echo(f"{item['id']:>4}  {item['title']}  {item['rrule']}  {state}{until}")
+
+
+@series.command("show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def series_show(reference: str, as_json: bool) -> None:
+    """One series: its rule, the meetings it made, and the dates it will produce."""
+    with session_scope() as db:
+        shown = _series_summary(db, _find_series(db, reference), now())
+    if as_json:
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"series {shown['id']}: {shown['title']}")
+    click.echo(f"  rule      {shown['rrule']} ({shown['timezone']})")
+    click.echo(f"  first     {shown['first_starts_at']}")
+    click.echo(f"  until     {shown['until'] or '-'}{' (ended)' if shown['ended'] else ''}")
+    for meeting in shown["meetings"]:
+        click.echo(f"  meeting {meeting['id']:>4}  {meeting['starts_at']}  {meeting['status']}")
+    click.echo(f"  coming    {', '.join(shown['coming']) or '-'}")
+
+
+@series.command("end")
+@click.argument("reference")
+@click.option(
+    "--after", "after_text", default=None, metavar="DATE", help="Last day (default: now)."
+)
+@click.option("--reason", default="", help="Sent with the cancellation of meetings already made.")
+def series_end(reference: str, after_text: str | None, reason: str) -> None:
+    """End a series: no meeting after DATE; meetings already made for later are cancelled."""
+    moment = now()
+    after = moment
+    if after_text:
+        try:
+            day = datetime.fromisoformat(after_text).date()
+        except ValueError:
+            message = f"--after {after_text!r} is not a date such as 2027-06-30"
+            raise click.UsageError(message) from None
+        after = parse_moment(datetime.combine(day, time.max).isoformat())
+    try:
+        with session_scope() as db:
+            found = _find_series(db, reference)
+            cancelled = operations.end_series(db, found, after=after, now=moment, reason=reason)
+            click.echo(
+                f"series {found.id} ends {local_text(after, found.timezone)}; "
+                f"{cancelled} meeting(s) already made for later cancelled"
+            )
+    except MeetingError as exc:
         raise click.UsageError(str(exc)) from None
 
 

@@ -18,7 +18,14 @@ from emails.calendar import invitation_uid
 from service import audit, outbox, tokens
 from service.config import Settings, settings
 from service.db import insert_ignoring_duplicates
-from service.meetings.schedule import due_at, in_window, occurrences, parse_rule
+from service.meetings.schedule import (
+    due_at,
+    first_dates,
+    in_window,
+    local_text,
+    occurrences,
+    parse_rule,
+)
 from service.membership.operations import is_suppressed, unsubscribe_links, unsubscribe_targets
 from service.models import (
     AnswerChannel,
@@ -103,6 +110,16 @@ def add_series(
     parse_rule(rule, details.starts_at, zone)  # refuses a bad rule before anything is stored
     if until is not None and until < details.starts_at:
         raise MeetingError("the series would end before it starts")
+    produced = first_dates(rule, details.starts_at, zone, 4)
+    if not produced:
+        start = local_text(details.starts_at, zone)
+        raise MeetingError(f"the rule {rule} gives no date from {start} on")
+    if produced[0] != details.starts_at:
+        dates = ", ".join(local_text(moment, zone) for moment in produced[:3])
+        raise MeetingError(
+            f"{local_text(details.starts_at, zone)} is not a date of {rule}; "
+            f"from then on it gives {dates}: start the series on one of those"
+        )
     series = MeetingSeries(
         **details.columns(),
         rrule=rule.strip().removeprefix("RRULE:"),
@@ -171,6 +188,44 @@ def materialise(db: Session, *, now: datetime) -> int:
             )
             created += inserted
     return created
+
+
+def end_series(
+    db: Session, series: MeetingSeries, *, after: datetime, now: datetime, reason: str = ""
+) -> int:
+    """No occurrence of `series` after `after`; its meetings already made for later are
+    cancelled (everyone invited is told). Returns how many were cancelled."""
+    if after < now:
+        raise MeetingError("a series cannot end in the past")
+    series.until_at = after if series.until_at is None else min(series.until_at, after)
+    later = db.scalars(
+        select(Meeting)
+        .where(
+            Meeting.series_id == series.id,
+            Meeting.status == MeetingStatus.SCHEDULED,
+            Meeting.starts_at > after,
+        )
+        .order_by(Meeting.starts_at)
+    ).all()
+    for meeting in later:
+        cancel(db, meeting, now=now, reason=reason)
+    audit.record(db, "series.ended", series, at=now, after=after.isoformat(), cancelled=len(later))
+    db.flush()
+    return len(later)
+
+
+def coming_dates(series: MeetingSeries, *, now: datetime, count: int) -> list[datetime]:
+    """The next `count` starts the series will produce after `now` (until it ends)."""
+    start = max(now, series.first_starts_at)
+    dates = occurrences(
+        series.rrule,
+        series.first_starts_at,
+        series.timezone,
+        after=start,
+        before=start + timedelta(days=400 * count),
+        until=series.until_at,
+    )
+    return dates[:count]
 
 
 @dataclass
@@ -622,6 +677,11 @@ def record_answer(db: Session, invitation: Invitation, data: AnswerData, *, now:
     )
     db.flush()
     return True
+
+
+def find_series(db: Session, reference: str) -> MeetingSeries | None:
+    """A series by its number (as `wg series list` shows)."""
+    return db.get(MeetingSeries, int(reference)) if reference.isdigit() else None
 
 
 def find_meeting(db: Session, reference: str) -> Meeting | None:

@@ -62,3 +62,20 @@ def in_window(now: datetime, zone: str, window: tuple[time, time]) -> bool:
     """Meeting mail goes out in the morning of the group's time zone, never at night."""
     local = now.astimezone(ZoneInfo(zone)).time()
     return window[0] <= local < window[1]
+
+
+def first_dates(rule: str, first_start: datetime, zone: str, count: int) -> list[datetime]:
+    """The first `count` starts the rule gives from `first_start` on, as UTC instants."""
+    tz = ZoneInfo(zone)
+    parsed = parse_rule(rule, first_start, zone)
+    found = []
+    for local in parsed:  # type: ignore[attr-defined]
+        found.append(local.replace(tzinfo=tz).astimezone(UTC))
+        if len(found) == count:
+            break
+    return found
+
+
+def local_text(moment: datetime, zone: str) -> str:
+    """A moment as the coordinator typed it: local date and time, e.g. "2027-01-14 14:00"."""
+    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
