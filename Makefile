@@ -31,6 +31,7 @@ test: $(VENV)/.installed-test
 # Benchmarks of the sending path (docs/performance.md): one table, bench/results.json.
 # BENCH_QUICK=1 runs every figure at a tenth of the size; BENCH_ARGS=--large sends to 100,000.
 bench: $(VENV)/.installed
+	bench/setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test

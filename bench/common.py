@@ -66,36 +66,13 @@ def postgres_available() -> bool:
 
 # --- tools from Debian ---------------------------------------------------------------------
 
-_apt_updated = False
 
 
 def ensure_tool(command: str, package: str) -> str:
-    """The path of `command`, installing Debian's `package` when it is missing."""
-    global _apt_updated
-    found = shutil.which(command) or shutil.which(command, path="/usr/sbin:/usr/bin")
-    if found:
-        return found
-    log(f"{command} is missing: installing the Debian package {package}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    if package == "postfix":
-        subprocess.run(
-            [*sudo, "debconf-set-selections"],
-            input=b"postfix postfix/main_mailer_type select No configuration\n",
-            check=True,
-        )
-    if not _apt_updated:
-        subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
-        _apt_updated = True
-    subprocess.run(
-        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    """The path of `command` (from Debian's `package`); `bench/setup` installs them all."""
     found = shutil.which(command) or shutil.which(command, path="/usr/sbin:/usr/bin")
     if not found:
-        raise RuntimeError(f"{package} installed but {command} is still not found")
+        raise SystemExit(f"{command} is missing (Debian package {package}): run bench/setup")
     return found
 
 
