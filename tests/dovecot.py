@@ -26,6 +26,7 @@ from pathlib import Path
 
 import trustme
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
 from tests.mail import free_port
 
@@ -118,6 +119,13 @@ class Mailbox:
         ) as client:
             client.login(self.username, self.password)
             yield client
+
+    def can_log_in(self) -> bool:
+        try:
+            with self.client():
+                return True
+        except LoginError:
+            return False
 
     def append(self, *messages: bytes, folder: str = "INBOX", flags: tuple = ()) -> None:
         with self.client() as client:
@@ -261,6 +269,12 @@ class DovecotServer:
             name, password = f"wg-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
             with (self.directory / "users").open("a") as users:
                 users.write(f"{name}:{{PLAIN}}{password}\n")
-            time.sleep(1.1)  # until Dovecot reads the file again
-            return Mailbox(self, name, password)
+            mailbox = Mailbox(self, name, password)
+            # Dovecot reads the file again when it notices the change (about a second).
+            deadline = time.monotonic() + 10
+            while not mailbox.can_log_in():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"Dovecot never took the new user {name}")
+                time.sleep(0.05)
+            return mailbox
         return Mailbox(self, *self._users.pop(0))
