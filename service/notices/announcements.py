@@ -87,10 +87,12 @@ def announce(
     subject_km: str = "",
     body_km: str = "",
     test: bool = False,
+    again: bool = False,
     now: datetime,
 ) -> AnnouncementReport:
     """Queue an announcement to every active member who wants announcements (or, as a test,
-    to the coordinators only). Members get the Khmer version when there is one."""
+    every language version to each coordinator). Members get the Khmer version when there
+    is one. The same announcement (subjects and bodies) goes out once, unless `again`."""
     for label, value in (("subject", subject_en), ("subject-km", subject_km)):
         if "\n" in value or "\r" in value:
             raise AnnouncementError(f"the {label} must be one line")
@@ -98,6 +100,8 @@ def announce(
         raise AnnouncementError("an announcement needs a subject and a body")
     if bool(subject_km.strip()) != bool(body_km.strip()):
         raise AnnouncementError("give both the Khmer subject and the Khmer body, or neither")
+    if not test and not again:
+        _refuse_a_repeat(db, subject_en, body_en, subject_km, body_km)
     item = Announcement(
         subject_en=subject_en.strip(),
         subject_km=subject_km.strip(),
@@ -110,7 +114,11 @@ def announce(
     db.flush()
     english = _shared(subject_en, body_en)
     shared = {"en": english, "km": _shared(subject_km, body_km) if subject_km else english}
-    recipients, opted_out = _coordinators(item) if test else _members(db, item, now=now)
+    languages = ["en", "km"] if subject_km.strip() else ["en"]
+    if test:
+        recipients, opted_out = _coordinators(item, languages)
+    else:
+        recipients, opted_out = _members(db, item, now=now)
     outbox.enqueue_many(
         db, names.ANNOUNCEMENT, recipients, shared=shared, now=now, topic=f"announcement:{item.id}"
     )
@@ -123,8 +131,32 @@ def announce(
     return AnnouncementReport(item.id, queued, opted_out)
 
 
-def _coordinators(item: Announcement) -> tuple[list[dict[str, object]], int]:
-    config = settings()
+def _refuse_a_repeat(
+    db: Session, subject_en: str, body_en: str, subject_km: str, body_km: str
+) -> None:
+    """An announcement already sent to the members with these very words is not sent again:
+    running the same command twice must not mail everyone twice."""
+    sent = db.scalars(
+        select(Announcement)
+        .where(
+            Announcement.test.is_(False),
+            Announcement.subject_en == subject_en.strip(),
+            Announcement.subject_km == subject_km.strip(),
+            Announcement.body_en == body_en,
+            Announcement.body_km == body_km,
+        )
+        .order_by(Announcement.id)
+        .limit(1)
+    ).first()
+    if sent is not None:
+        raise AnnouncementError(
+            f"this announcement was already sent (announcement {sent.id}, "
+            f"{sent.created_at:%Y-%m-%d %H:%M} UTC); give --again to send it once more"
+        )
+
+
+def _coordinators(item: Announcement, languages: list[str]) -> tuple[list[dict[str, object]], int]:
+    """A test: each coordinator gets every language version, to read before members do."""
     preview = {
         "url": external_url("membership.unsubscribe", token="preview"),
         "mailto": f"mailto:{_mailbox()}?subject=unsubscribe%20preview",
@@ -132,11 +164,12 @@ def _coordinators(item: Announcement) -> tuple[list[dict[str, object]], int]:
     return [
         {
             "to": address,
-            "lang": config.coordinator_language,
-            "dedupe_key": f"announce:{item.id}:{address}",
+            "lang": lang,
+            "dedupe_key": f"announce:{item.id}:{address}:{lang}",
             "context": {"list_unsubscribe": preview},
         }
-        for address in config.coordinator_emails
+        for address in settings().coordinator_emails
+        for lang in languages
     ], 0
 
 

@@ -30,10 +30,16 @@ def _read(path: str | None) -> str:
 @click.option("--body-file", required=True, type=click.Path(), help="Markdown, English.")
 @click.option("--subject-km", default="", help="Subject in Khmer.")
 @click.option("--body-km-file", default=None, type=click.Path(), help="Markdown, Khmer.")
-@click.option("--test", is_flag=True, help="Send only to the coordinators.")
+@click.option("--test", is_flag=True, help="Send every language version to the coordinators only.")
+@click.option("--again", is_flag=True, help="Send an announcement already sent once more.")
 @with_appcontext
 def announce_command(
-    subject: str, body_file: str, subject_km: str, body_km_file: str | None, test: bool
+    subject: str,
+    body_file: str,
+    subject_km: str,
+    body_km_file: str | None,
+    test: bool,
+    again: bool,
 ) -> None:
     """Send news to every member who wants it, each in their language, through the outbox."""
     try:
@@ -45,6 +51,7 @@ def announce_command(
                 subject_km=subject_km,
                 body_km=_read(body_km_file),
                 test=test,
+                again=again,
                 now=now(),
             )
     except AnnouncementError as exc:

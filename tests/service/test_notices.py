@@ -89,6 +89,51 @@ def test_test_announcement_goes_to_the_coordinators_only(
     assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(coordinators)
 
 
+def test_test_announcement_shows_each_coordinator_every_language_version(
+    app, clock, deliver, smtp_server, coordinators
+):
+    send_announcement(app, clock, subject_en="News", body_en="Hello", test=True, **KHMER)
+    deliver()
+
+    for address in coordinators:
+        versions = {m["Content-Language"]: m.subject for m in smtp_server.messages_to(address)}
+        assert versions == {"en": "News", "km": "ព័ត៌មានថ្មី"}
+
+
+def test_the_same_announcement_is_sent_once_unless_again_is_given(
+    app, clock, deliver, smtp_server, make_member, tmp_path
+):
+    make_member("amara@riverbank.example")
+    body = tmp_path / "news.md"
+    body.write_text("The judgment is near.", encoding="utf-8")
+    command = ["announce", "--subject", "News", "--body-file", str(body)]
+    runner = app.test_cli_runner()
+
+    first = runner.invoke(wg, command)
+    clock.advance(minutes=5)
+    repeated = runner.invoke(wg, command)
+    deliver()
+    assert first.exit_code == 0 and repeated.exit_code == 2
+    assert "this announcement was already sent (announcement 1" in repeated.output
+    assert "give --again to send it once more" in repeated.output
+    assert len(smtp_server.messages_to("amara@riverbank.example")) == 1
+
+    again = runner.invoke(wg, [*command, "--again"])
+    deliver()
+    assert again.exit_code == 0, again.output
+    assert len(smtp_server.messages_to("amara@riverbank.example")) == 2
+
+
+def test_a_test_run_does_not_count_as_sending_the_announcement(
+    app, clock, deliver, smtp_server, make_member
+):
+    make_member("amara@riverbank.example")
+    send_announcement(app, clock, subject_en="News", body_en="Hello", test=True)
+    send_announcement(app, clock, subject_en="News", body_en="Hello")
+    deliver()
+    assert len(smtp_server.messages_to("amara@riverbank.example")) == 1
+
+
 def test_announcement_to_a_thousand_members_sends_each_exactly_one(
     app, clock, deliver, smtp_server, db, make_member
 ):
