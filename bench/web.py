@@ -69,39 +69,57 @@ def prepare(app) -> str:  # type: ignore[no-untyped-def]
         )
 
 
-def post_script(base: str, path: str, workdir: Path) -> Path:
-    """A wrk script that posts the RSVP form with a CSRF token and the session it belongs to,
-    both taken from a real GET of the page."""
+SESSIONS = 64
+
+
+def _visit(base: str, path: str) -> tuple[str, str]:
+    """A new visitor's GET of the page: their session cookie and the form's CSRF token."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     page = opener.open(base + path).read().decode("utf-8")
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    if token is None:
-        token = re.search(r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
     if token is None:
         raise RuntimeError("no CSRF token on the RSVP page")
-    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
-    script = workdir / "rsvp_post.lua"
-    body = f"csrf_token={token.group(1)}&answer=yes&note=&substitute_name=&substitute_email="
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f'wrk.body = "{body}"\n'
-        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
-        f'wrk.headers["Cookie"] = "{cookie}"\n'
-    )
-    # The form must be accepted as the load generator will send it.
-    request = urllib.request.Request(
-        base + path,
-        data=f"csrf_token={token.group(1)}&answer=yes".encode(),
-        headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
-    )
+    return "; ".join(f"{c.name}={c.value}" for c in jar), token.group(1)
+
+
+def post_script(base: str, path: str, workdir: Path) -> Path:
+    """A wrk script that posts the RSVP form as many visitors would: each request takes the
+    next of SESSIONS sessions, each with the CSRF token a real GET gave it (served by
+    whichever worker took that GET), so no worker sees only the session it issued."""
+    visitors = [_visit(base, path) for _ in range(SESSIONS)]
+    if len({token for _, token in visitors}) != SESSIONS:
+        raise RuntimeError("two visitors were given the same CSRF token")
     no_redirect = urllib.request.build_opener(_NoRedirect)
-    try:
-        status = no_redirect.open(request).status
-    except urllib.error.HTTPError as error:
-        status = error.code
-    if status != 302:
-        raise RuntimeError(f"the prepared RSVP POST answered {status}, not 302")
+    for cookie, token in visitors[:4]:  # the form is accepted as the load generator sends it
+        request = urllib.request.Request(
+            base + path,
+            data=f"csrf_token={token}&answer=yes".encode(),
+            headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        try:
+            status = no_redirect.open(request).status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        if status != 302:
+            raise RuntimeError(f"the prepared RSVP POST answered {status}, not 302")
+    entries = ",\n".join(f'  {{"{cookie}", "{token}"}}' for cookie, token in visitors)
+    script = workdir / "rsvp_post.lua"
+    script.write_text(
+        f"local visitors = {{\n{entries}\n}}\n"
+        "local next_one = 0\n"
+        "request = function()\n"
+        "  next_one = next_one % #visitors + 1\n"
+        "  local cookie, token = visitors[next_one][1], visitors[next_one][2]\n"
+        '  local headers = {["Cookie"] = cookie,\n'
+        '    ["Content-Type"] = "application/x-www-form-urlencoded"}\n'
+        '  local body = "csrf_token=" .. token .. "&answer=yes&note=&substitute_name="'
+        ' .. "&substitute_email="\n'
+        '  return wrk.format("POST", nil, headers, body)\n'
+        "end\n"
+    )
     return script
 
 
