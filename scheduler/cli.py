@@ -23,7 +23,7 @@ from scheduler.leader import Leadership
 from scheduler.runner import add_jobs
 from service.cliutil import parse_moment
 from service.clock import now as clock_now
-from service.config import Settings, settings
+from service.config import Settings, prepare_instance, settings
 from service.db import get_database
 from service.devmail.catcher import start_catcher
 from service.devmail.routes import CATCHER_DIR
@@ -75,6 +75,7 @@ def run_command(host: str, port: int) -> None:
     WG_SMTP_HOST is empty (caught mail at /dev/mail)."""
     _configure_logging()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    prepare_instance(Path(app.instance_path), settings(app))
     config = _links_to_this_server(app, host, port)
     catcher = None
     if not config.smtp_host:

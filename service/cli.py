@@ -10,8 +10,10 @@ import dataclasses
 import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -19,7 +21,8 @@ from sqlalchemy.orm import selectinload
 from service import audit, create_app, outbox
 from service.cliutil import parse_moment
 from service.clock import now
-from service.config import SettingError
+from service.config import SettingError, prepare_instance, settings
+from service.console import cli as console_cli
 from service.db import UNAVAILABLE, get_database, session_scope, unavailable_reason
 from service.inbound import cli as inbound_cli
 from service.meetings import cli as meetings_cli
@@ -73,6 +76,7 @@ cli.add_command(meetings_cli.meetings)
 cli.add_command(inbound_cli.inbound)
 cli.add_command(notices_cli.announce_command)
 cli.add_command(notices_cli.digest_command)
+cli.add_command(console_cli.coordinators)
 
 
 @cli.group()
@@ -85,6 +89,7 @@ def db_upgrade() -> None:
     """Apply every migration not yet applied."""
     from service.migrations import upgrade
 
+    prepare_instance(Path(current_app.instance_path), settings())
     upgrade(get_database().engine)
     click.echo("database is up to date")
 

@@ -20,6 +20,7 @@ from emails.transport import Security, SmtpSettings
 # The embedded mail catcher of `wg run` listens here when WG_SMTP_HOST is empty.
 DEFAULT_CATCHER_PORT = 8025
 IMAP_STARTTLS_PORT = 143
+SECRET_KEY_FILE = "secret_key"
 # WG_RATELIMIT_STORAGE's default: counters in the service's own database, shared by every
 # web worker on every host without anything more to run.
 DATABASE_RATELIMIT_STORAGE = "database"
@@ -341,7 +342,6 @@ def _complete(settings: Settings, instance_path: Path) -> Settings:
     if not settings.secret_key:
         changes["secret_key"] = development_secret_key(instance_path)
     if not settings.database_url:
-        instance_path.mkdir(parents=True, exist_ok=True)  # SQLite makes the file, not the folder
         changes["database_url"] = f"sqlite:///{instance_path / 'wg.sqlite3'}"
     host = urlsplit(settings.base_url).hostname or "localhost"
     domain = host if "." in host and not host.replace(".", "").isdigit() else "localhost"
@@ -358,19 +358,27 @@ def _complete(settings: Settings, instance_path: Path) -> Settings:
 
 
 def development_secret_key(instance_path: Path) -> str:
-    """A key kept in the instance folder so sessions and tokens survive restarts in development."""
-    path = instance_path / "secret_key"
+    """The key kept in the instance folder, so that sessions and links survive a restart in
+    development; until `prepare_instance` has written one, a key for this process only."""
+    path = instance_path / SECRET_KEY_FILE
     if path.exists():
         return path.read_text().strip()
+    return secrets.token_urlsafe(48)
+
+
+def prepare_instance(instance_path: Path, settings: Settings) -> None:
+    """Make the instance folder (SQLite makes the file, not the folder) and keep the
+    development key in it. `wg run` and `wg db upgrade` call this; the app factory writes
+    nothing."""
     instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
+    if settings.production:
+        return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process of `wg run` wrote it first
-        return path.read_text().strip()
+        fd = os.open(instance_path / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # kept from before, or another `wg` process wrote it first
+        return
     with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+        handle.write(settings.secret_key)
 
 
 def settings(app: Flask | None = None) -> Settings:

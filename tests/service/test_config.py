@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from service.config import SettingError, load_settings
+from service.config import SettingError, load_settings, prepare_instance
 
 PRODUCTION = {
     "WG_ENV": "production",
@@ -57,11 +57,14 @@ def test_defaults_need_no_configuration(tmp_path):
     assert settings.smtp().port == settings.catcher_port  # the embedded catcher of `wg run`
 
 
-def test_development_secret_key_is_generated_once_and_kept(tmp_path):
-    first = load_settings({}, tmp_path).secret_key
+def test_development_secret_key_is_kept_once_the_instance_is_prepared(tmp_path):
+    first = load_settings({}, tmp_path)
+    assert not tmp_path.joinpath("secret_key").exists()  # reading settings writes nothing
+
+    prepare_instance(tmp_path, first)
     second = load_settings({}, tmp_path).secret_key
 
-    assert len(first) >= 40 and first == second
+    assert len(first.secret_key) >= 40 and first.secret_key == second
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
