@@ -12,6 +12,9 @@ MEETING_REMINDER = "meeting_reminder"
 MEETING_CANCELLED = "meeting_cancelled"
 
 ALL += (MEETING_INVITATION, MEETING_FOLLOWUP, MEETING_REMINDER, MEETING_CANCELLED)
+MEETING_SUBSTITUTE = "meeting_substitute"  # the details, to a colleague named in someone's place
+
+ALL += (MEETING_SUBSTITUTE,)
 ANNOUNCEMENT = "announcement"
 
 ALL += (ANNOUNCEMENT,)

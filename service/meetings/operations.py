@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from emails import names
@@ -384,14 +384,15 @@ def _followup_key(meeting: Meeting, invitation: Invitation, stage: int) -> str:
 
 
 def _remind(db: Session, meeting: Meeting, *, now: datetime, config: Settings) -> int:
-    """A reminder to those who said yes or maybe, and to the substitutes they named."""
+    """A reminder to those who said yes or maybe, and to every substitute named, whatever
+    the member's own answer (a "No, but my colleague comes" is the usual case)."""
     reminder_due = mail_due_at(meeting, meeting.reminder_days, config)
     attending = db.scalars(
         select(Invitation)
         .options(selectinload(Invitation.contact))
         .where(
             Invitation.meeting_id == meeting.id,
-            Invitation.answer.in_([Rsvp.YES, Rsvp.MAYBE]),
+            or_(Invitation.answer.in_([Rsvp.YES, Rsvp.MAYBE]), Invitation.substitute_email != ""),
             Invitation.reminded_sequence != meeting.sequence,
         )
     ).all()
@@ -400,8 +401,9 @@ def _remind(db: Session, meeting: Meeting, *, now: datetime, config: Settings) -
         invitation.reminded_sequence = meeting.sequence
         if invitation.answered_at is not None and invitation.answered_at > reminder_due:
             continue  # they answered after reminder day: the answer page told them everything
-        key = f"reminder:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}"
-        _send(db, names.MEETING_REMINDER, meeting, invitation, now=now, key=key)
+        if invitation.answer in (Rsvp.YES, Rsvp.MAYBE):
+            key = f"reminder:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}"
+            _send(db, names.MEETING_REMINDER, meeting, invitation, now=now, key=key)
         if invitation.substitute_email:
             _send(
                 db,
@@ -465,6 +467,7 @@ def _send(
     if to_substitute:
         name, address = invitation.substitute_name, invitation.substitute_email
         context["substitute_for"] = contact.name
+        context["organisation_name"] = contact.organisation.name
         context["list_unsubscribe"] = substitute_unsubscribe_links(db, invitation, now=now)
     else:
         name, address = contact.name, contact.email
@@ -581,6 +584,17 @@ def reschedule(
             change=change,
             key=f"update:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}",
         )
+        if invitation.substitute_email:
+            _send(
+                db,
+                names.MEETING_SUBSTITUTE,
+                meeting,
+                invitation,
+                now=now,
+                change=change,
+                key=f"update-substitute:{meeting.public_id}:{meeting.sequence}:{invitation.id}",
+                to_substitute=True,
+            )
     db.flush()
     return len(meeting.invitations)
 
@@ -612,7 +626,7 @@ def cancel(db: Session, meeting: Meeting, *, now: datetime, reason: str = "") ->
             key=context_key,
             change={"reason": reason},
         )
-        if invitation.substitute_email and invitation.reminded_sequence >= 0:
+        if invitation.substitute_email:  # they had the details when they were named
             _send(
                 db,
                 names.MEETING_CANCELLED,
@@ -657,6 +671,7 @@ def record_answer(db: Session, invitation: Invitation, data: AnswerData, *, now:
     if substitute and substitute != invitation.substitute_email and is_suppressed(db, substitute):
         raise SuppressedSubstitute(f"{substitute} gets no mail from the working group")
     previous = invitation.answer
+    newly_named = substitute and substitute != invitation.substitute_email
     invitation.answer = data.answer
     invitation.answered_at = now
     invitation.answered_via = data.via
@@ -675,6 +690,16 @@ def record_answer(db: Session, invitation: Invitation, data: AnswerData, *, now:
         substitute=data.substitute_email,
         **data.evidence,
     )
+    if newly_named:
+        _send(
+            db,
+            names.MEETING_SUBSTITUTE,
+            invitation.meeting,
+            invitation,
+            now=now,
+            key=f"substitute:{invitation.meeting.public_id}:{invitation.id}:{substitute}",
+            to_substitute=True,
+        )
     db.flush()
     return True
 

@@ -121,6 +121,11 @@ CONTEXTS[names.DIGEST] = {
     ],
     "outbox": {"queued": 0, "failed": 1, "oldest_queued_at": None},
 }
+CONTEXTS[names.MEETING_SUBSTITUTE] = {
+    **{k: v for k, v in MEETING.items() if k not in ("rsvp_url", "answer_urls")},
+    "substitute_for": "Sokha",
+    "organisation_name": "Memory Association",
+}
 for _name in (
     names.MEETING_INVITATION,
     names.MEETING_FOLLOWUP,

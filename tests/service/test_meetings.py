@@ -403,6 +403,8 @@ def test_substitute_named_on_the_rsvp_page_gets_the_reminder(
         note="I am travelling",
     )
     assert answered.status_code == 302
+    deliver()
+    assert "បុប្ផា" in smtp_server.single_message_to("sokha@memory.example").text  # the details
     smtp_server.clear()
 
     clock.set(local(2027, 1, 13, 9, 0))
