@@ -35,7 +35,9 @@ class RsvpForm(FlaskForm):
         _l("Their email address"),
         [Optional(), Length(max=254), EmailAddress()],
         filters=[normalise_text],
-        description=_l("They will receive the meeting details now and the reminder before the meeting."),
+        description=_l(
+            "They will receive the meeting details now and the reminder before the meeting."
+        ),
     )
 
     def validate(self, extra_validators=None) -> bool:  # type: ignore[no-untyped-def]
