@@ -21,3 +21,6 @@ ALL += (ANNOUNCEMENT,)
 DIGEST = "digest"
 
 ALL += (DIGEST,)
+CONSOLE_SIGN_IN = "console_sign_in"  # a coordinator's one-time link into the console
+
+ALL += (CONSOLE_SIGN_IN,)

@@ -22,6 +22,7 @@ from service import audit, create_app, outbox
 from service.cliutil import parse_moment
 from service.clock import now
 from service.config import SettingError, prepare_instance, settings
+from service.console import cli as console_cli
 from service.db import UNAVAILABLE, get_database, session_scope, unavailable_reason
 from service.inbound import cli as inbound_cli
 from service.meetings import cli as meetings_cli
@@ -75,6 +76,7 @@ cli.add_command(meetings_cli.meetings)
 cli.add_command(inbound_cli.inbound)
 cli.add_command(notices_cli.announce_command)
 cli.add_command(notices_cli.digest_command)
+cli.add_command(console_cli.coordinators)
 
 
 @cli.group()

@@ -301,6 +301,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     ),
     "meeting_horizon_days": _int(1, 400),
     "console_session_hours": _int(1, 24 * 7),
+    "console_session_hours": _int(1, 24 * 7),
 }
 
 

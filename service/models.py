@@ -65,6 +65,9 @@ class TokenPurpose(enum.StrEnum):
     UNSUBSCRIBE = "unsubscribe"  # a member's: the subject is the contact
     UNSUBSCRIBE_ADDRESS = "unsubscribe_address"  # a substitute's: the holder is the address
     CONFIRM_CONTACT = "confirm_contact"  # a further representative confirms their address
+    CONSOLE_SIGN_IN = "console_sign_in"  # a coordinator's emailed one-time sign-in link
+    CONSOLE_SESSION = "console_session"  # a signed-in console session (the cookie's secret)
+    ADDRESS_CHANGE = "address_change"  # a contact's new address, confirmed by its owner
 
 
 class OutboxStatus(enum.StrEnum):
@@ -394,3 +397,64 @@ class RateLimitCounter(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Coordinator(Base):
+    """Who may sign in to the console, and who receives digests and join requests.
+
+    WG_COORDINATOR_EMAILS seeds the list: an address there counts until a row says it was
+    removed, so `wg coordinators remove` holds even while the setting still names it.
+    """
+
+    __tablename__ = "coordinator"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    language: Mapped[Language] = mapped_column(_enum(Language))
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(254), default="")
+    removed_at: Mapped[datetime | None]
+
+
+class AttendanceStatus(enum.StrEnum):
+    PRESENT = "present"
+    SUBSTITUTE = "substitute"  # the colleague they named came in their place
+    ABSENT = "absent"
+
+
+class Attendance(Base):
+    """Who actually came to a meeting, as the coordinator marked it afterwards."""
+
+    __tablename__ = "attendance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitation.id"), unique=True)
+    status: Mapped[AttendanceStatus] = mapped_column(_enum(AttendanceStatus))
+    marked_at: Mapped[datetime]
+    marked_by: Mapped[str] = mapped_column(String(254), default="")
+
+
+class MeetingMinutes(Base):
+    """The minutes of a meeting in both languages, published to the members once."""
+
+    __tablename__ = "meeting_minutes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id"), unique=True)
+    body_en: Mapped[str] = mapped_column(Text)
+    body_km: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[datetime]
+    published_by: Mapped[str] = mapped_column(String(254), default="")
+    announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcement.id"))
+
+
+class ConsoleSubmission(Base):
+    """A console form that was carried out, by the key it was shown with: a double click or a
+    resubmitted form finds its key here and is not carried out again."""
+
+    __tablename__ = "console_submission"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    result: Mapped[str] = mapped_column(String(80), default="")
+    created_at: Mapped[datetime]

@@ -82,6 +82,7 @@ def _database_unavailable(exc: Exception) -> tuple[str, int, dict[str, str]]:
 
 
 def init_app(app: Flask) -> None:
+    from service.console.routes import bp as console_bp
     from service.devmail.routes import bp as devmail_bp
     from service.health.routes import bp as health_bp
     from service.meetings.routes import bp as meetings_bp
@@ -91,6 +92,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(membership_bp)
     app.register_blueprint(meetings_bp)
     app.register_blueprint(devmail_bp)
+    app.register_blueprint(console_bp)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, error_page)
     app.register_error_handler(Exception, _unexpected_error)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from emails import names
-from service import audit, outbox, tokens
+from service import audit, coordinators, outbox, tokens
 from service.config import settings
 from service.db import insert_ignoring_duplicates
 from service.models import (
@@ -206,7 +206,7 @@ def confirm_address(db: Session, raw: str, *, now: datetime) -> JoinRequest | No
     )
     audit.record(db, "join.confirmed", request, at=now, actor=request.email)
     members = already_members(db, request)
-    for coordinator in settings().coordinator_emails:
+    for coordinator, coordinator_language in coordinators.recipients(db):
         raw_review = tokens.issue(
             db,
             TokenPurpose.REVIEW,
@@ -219,7 +219,7 @@ def confirm_address(db: Session, raw: str, *, now: datetime) -> JoinRequest | No
             db,
             names.JOIN_REQUEST_RECEIVED,
             to=coordinator,
-            lang=settings().coordinator_language,
+            lang=coordinator_language,
             dedupe_key=f"join-review:{request.public_id}:{coordinator}",
             context={
                 "review_url": external_url("membership.review", token=raw_review),

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from emails import names, render
-from service import outbox, tokens
+from service import coordinators, outbox, tokens
 from service.config import settings
 from service.meetings.operations import mail_due_at
 from service.models import (
@@ -281,9 +281,8 @@ def send_now(db: Session, *, now: datetime) -> int:
 
 
 def _enqueue(db: Session, plan: DigestPlan, *, day: str, weekly: bool, now: datetime) -> int:
-    config = settings()
     queued = 0
-    for coordinator in config.coordinator_emails:
+    for coordinator, coordinator_language in coordinators.recipients(db):
         context = dict(plan.context, weekly=weekly)
         context["pending"] = [
             {
@@ -306,7 +305,7 @@ def _enqueue(db: Session, plan: DigestPlan, *, day: str, weekly: bool, now: date
             db,
             names.DIGEST,
             to=coordinator,
-            lang=config.coordinator_language,
+            lang=coordinator_language,
             dedupe_key=f"digest:{day}:{coordinator}",
             context=context,
             now=now,

@@ -137,6 +137,10 @@ CONTEXTS[names.CONSOLE_SIGN_IN] = {
     "sign_in_url": "https://wg.example/console/sign-in/abc",
     "valid_minutes": 15,
 }
+CONTEXTS[names.CONSOLE_SIGN_IN] = {
+    "sign_in_url": "https://wg.example/console/sign-in/abc",
+    "valid_minutes": 15,
+}
 
 
 def build(name: str, lang: str, **extra):

@@ -1,0 +1,1 @@
+"""The coordinators' console: the secretariat's work in the browser, in Khmer and English."""

@@ -1,0 +1,100 @@
+"""/console: what needs the coordinator today, and /console/requests: join requests."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from forms import ReviewForm
+from forms.console import ButtonForm
+from service import outbox
+from service.clock import now
+from service.console import joining, tallies
+from service.console.blueprint import actor, bp, record
+from service.db import db_session
+from service.membership import operations
+from service.models import JoinRequest, RequestStatus
+
+
+@bp.route("/console")
+def overview():  # type: ignore[no-untyped-def]
+    db, moment = db_session(), now()
+    meeting = tallies.next_meeting(db, now=moment)
+    return render_template(
+        "console/overview.html",
+        tally=tallies.tally(db, meeting) if meeting else None,
+        waiting=joining.waiting(db),
+        unconfirmed=joining.unconfirmed(db),
+        troubled=tallies.troubled_contacts(db),
+        health=outbox.health(db, now=moment, error_limit=3),
+        button=ButtonForm(),
+    )
+
+
+@bp.route("/console/requests")
+def requests():  # type: ignore[no-untyped-def]
+    db = db_session()
+    return render_template(
+        "console/requests.html",
+        waiting=joining.waiting(db),
+        unconfirmed=joining.unconfirmed(db),
+        decided=joining.decided(db),
+        button=ButtonForm(),
+    )
+
+
+def _join_request(request_id: str) -> JoinRequest:
+    found = record(JoinRequest, request_id)
+    if found.status is RequestStatus.EXPIRED:
+        abort(404)
+    return found
+
+
+@bp.route("/console/requests/<request_id>", methods=["GET", "POST"])
+def join_request(request_id: str):  # type: ignore[no-untyped-def]
+    """One request; approve or decline it under the review link's rule: the first decision
+    counts, wherever it was taken."""
+    found = _join_request(request_id)
+    form = ReviewForm()
+    page = dict(
+        form=form,
+        request=found,
+        submitted=found.submitted,
+        members=operations.already_members(db_session(), found),
+    )
+    if request.method == "POST":
+        if found.status is not RequestStatus.PENDING:
+            return render_template("console/request.html", **page), 409
+        if not form.validate_on_submit():
+            return render_template("console/request.html", **page), 400
+        if not operations.decide(
+            db_session(),
+            found,
+            approve=form.decision.data == "approve",
+            reviewer=actor(),
+            note=form.note.data or "",
+            now=now(),
+        ):  # another coordinator decided a moment ago: the page shows their decision
+            return render_template("console/request.html", **page), 409
+        db_session().commit()
+        return redirect(url_for(".join_request", request_id=request_id), code=303)
+    return render_template("console/request.html", **page)
+
+
+@bp.route("/console/requests/<request_id>/resend", methods=["POST"])
+def resend_link(request_id: str):  # type: ignore[no-untyped-def]
+    """Send an applicant who has not confirmed a fresh confirmation link."""
+    found = _join_request(request_id)
+    if joining.send_link_again(db_session(), found, actor=actor(), now=now()):
+        db_session().commit()
+        flash(_("A new link is on its way to %(email)s.", email=found.email))
+    else:
+        flash(
+            _(
+                "No link was sent: the request no longer waits for one, or %(email)s received "
+                "its links for this hour. Try again later.",
+                email=found.email,
+            )
+        )
+    back = url_for(".requests") if request.form.get("back") == "requests" else url_for(".overview")
+    return redirect(back, code=303)

@@ -1,0 +1,182 @@
+"""Every console page shows what people typed as text: no field can add markup to the page.
+
+As tests/service/test_hostile_pages.py does for the public pages: each console template is
+rendered with a plain word and then with markup in every text of its context; the two pages
+must have the same elements and attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from flask import g, render_template
+
+import service
+from forms import ReviewForm
+from forms.console import ButtonForm, SignInForm
+from service.console.tallies import Tally
+from service.models import (
+    AnswerChannel,
+    Coordinator,
+    Invitation,
+    Language,
+    Meeting,
+    MeetingStatus,
+    RequestStatus,
+    Rsvp,
+)
+from service.outbox import Health
+from tests.emails.test_hostile_templates import PAYLOAD, PLAIN, Markup
+from tests.service.test_hostile_pages import MOMENT, contact, form, join_request
+
+CONSOLE_TEMPLATES = Path(service.__file__).parent / "templates" / "console"
+
+
+def request_with_id(text: str, status: RequestStatus):  # type: ignore[no-untyped-def]
+    made = join_request(text, status)
+    made.id = 1
+    made.confirmed_at = MOMENT
+    return made
+
+
+def contact_with_id(text: str):  # type: ignore[no-untyped-def]
+    made = contact(text)
+    made.id = 1
+    return made
+
+
+def meeting(text: str) -> Meeting:
+    return Meeting(
+        id=1,
+        title_en=text,
+        title_km=text,
+        starts_at=MOMENT,
+        timezone="Asia/Phnom_Penh",
+        duration_minutes=120,
+        location=text,
+        online_url=text,
+        agenda_en=text,
+        agenda_km=text,
+        invite_days=14,
+        status=MeetingStatus.SCHEDULED,
+    )
+
+
+def tally(text: str) -> Tally:
+    invitation = Invitation(
+        answer=Rsvp.MAYBE,
+        note=text,
+        substitute_name=text,
+        answered_via=AnswerChannel.EMAIL,
+        contact=contact_with_id(text),
+    )
+    counts = {"yes": 1, "maybe": 1, "no": 0, "none": 2}
+    return Tally(meeting(text), counts, [(text, [invitation])])
+
+
+def health(text: str) -> Health:
+    counts = {"queued": 1, "sent": 2, "failed": 3, "expired": 0, "suppressed": 0}
+    errors = [{"recipient": text, "status": "failed", "error": text}]
+    return Health(counts=counts, due=1, oldest_queued_at=MOMENT, last_errors=errors, fault=text)
+
+
+def request_page(text: str, status: RequestStatus) -> dict[str, Any]:
+    made = request_with_id(text, status)
+    return {
+        "form": form(ReviewForm, text),
+        "request": made,
+        "submitted": made.submitted,
+        "members": {text: text},
+    }
+
+
+# (template, path of the request, context for a text)
+PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
+    "sign in": (
+        "console/sign_in.html",
+        "/console/sign-in",
+        lambda t: {"form": form(SignInForm, t)},
+    ),
+    "sign in sent": (
+        "console/sign_in_sent.html",
+        "/console/sign-in/sent",
+        lambda t: {"minutes": t},
+    ),
+    "sign-in link": (
+        "console/sign_in_link.html",
+        "/console/sign-in/abc",
+        lambda t: {"form": form(ButtonForm, t), "usable": True},
+    ),
+    "sign-in link used": (
+        "console/sign_in_link.html",
+        "/console/sign-in/abc",
+        lambda t: {"form": form(ButtonForm, t), "usable": False},
+    ),
+    "overview": (
+        "console/overview.html",
+        "/console",
+        lambda t: {
+            "tally": tally(t),
+            "waiting": [request_with_id(t, RequestStatus.PENDING)],
+            "unconfirmed": [request_with_id(t, RequestStatus.UNCONFIRMED)],
+            "troubled": [contact_with_id(t)],
+            "health": health(t),
+            "button": form(ButtonForm, t),
+        },
+    ),
+    "requests": (
+        "console/requests.html",
+        "/console/requests",
+        lambda t: {
+            "waiting": [request_with_id(t, RequestStatus.PENDING)],
+            "unconfirmed": [request_with_id(t, RequestStatus.UNCONFIRMED)],
+            "decided": [request_with_id(t, RequestStatus.APPROVED)],
+            "button": form(ButtonForm, t),
+        },
+    ),
+    "request pending": (
+        "console/request.html",
+        "/console/requests/1",
+        lambda t: request_page(t, RequestStatus.PENDING),
+    ),
+    "request decided": (
+        "console/request.html",
+        "/console/requests/1",
+        lambda t: request_page(t, RequestStatus.DECLINED),
+    ),
+    "request unconfirmed": (
+        "console/request.html",
+        "/console/requests/1",
+        lambda t: request_page(t, RequestStatus.UNCONFIRMED),
+    ),
+}
+
+
+def page(app, key: str, text: str) -> Markup:
+    template, path, context = PAGES[key]
+    with app.test_request_context(f"{path}?lang=en&q={quote(text)}"):
+        g.coordinator = Coordinator(id=1, email=text, language=Language.EN)
+        return Markup(render_template(template, group_name=text, **context(text)))
+
+
+@pytest.mark.parametrize("key", sorted(PAGES))
+def test_markup_typed_into_any_field_stays_text_on_a_console_page(app, key):
+    expected = page(app, key, PLAIN)
+    shown = page(app, key, PAYLOAD)
+
+    assert shown.elements == expected.elements
+    assert PAYLOAD in shown.text
+
+
+def test_every_console_template_is_tried():
+    pages = {
+        f"console/{path.name}"
+        for path in CONSOLE_TEMPLATES.glob("*.html")
+        if not path.name.startswith("_") and path.name != "base.html"
+    }
+
+    assert pages == {template for template, _, _ in PAGES.values()}
