@@ -301,11 +301,10 @@ PARSERS: dict[str, Callable[[str], object]] = {
     ),
     "meeting_horizon_days": _int(1, 400),
     "console_session_hours": _int(1, 24 * 7),
-    "console_session_hours": _int(1, 24 * 7),
 }
 
 
-def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
+def load_settings(environ: Mapping[str, str | None], instance_path: Path) -> Settings:
     """Parse `WG_*` values; raise SettingError with one line naming the first bad one."""
     values: dict[str, object] = {}
     for field in fields(Settings):

@@ -19,10 +19,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
-from sqlalchemy import Connection, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from emails import Sender, Unsubscribe, compose, new_message_id
@@ -326,11 +338,25 @@ class _Claimed:
     work costs a fraction, which matters at thousands of messages a second."""
 
     __slots__ = (*_CLAIMED_COLUMNS, "shared")
+    id: int
+    dedupe_key: str
+    recipient: str
+    recipient_name: str
+    template: str
+    language: Language
+    context: dict[str, Any]
+    raw: bytes | None
+    list_mail: bool
+    shared_context_id: int | None
+    message_id: str
+    not_after: datetime | None
+    created_at: datetime
+    shared: dict[str, Any] | None
 
     def __init__(self, values: Any) -> None:
         for name, value in zip(_CLAIMED_COLUMNS, values, strict=True):
             setattr(self, name, value)
-        self.shared: dict[str, Any] | None = None
+        self.shared = None
 
 
 def claim(
@@ -703,11 +729,12 @@ class OutboxSender:
         """Mark answered rows: the sent ones in one statement, the others through the ORM."""
         if not finished:
             return
-        sent = [job for job in finished if job.result and job.result.outcome is Outcome.SENT]
+        outcomes = [(job, job.result.outcome) for job in finished if job.result is not None]
+        sent = [job for job, outcome in outcomes if outcome is Outcome.SENT]
         if sent:
             self._mark_sent(sent, now)
-        unsent = [job for job in finished if job.result and job.result.outcome is not Outcome.SENT]
-        went_through = bool(sent) or any(job.result.outcome is not Outcome.HELD for job in unsent)
+        unsent = [job for job, outcome in outcomes if outcome is not Outcome.SENT]
+        went_through = any(outcome is not Outcome.HELD for _job, outcome in outcomes)
         if unsent or (report.fault and went_through):
             with get_database(self.app).transaction() as db:
                 self._record_unsent(db, unsent, report, now)
@@ -743,7 +770,7 @@ class OutboxSender:
             report.fault = held.detail
 
 
-_OUTBOX = OutboundEmail.__table__
+_OUTBOX = cast(Table, OutboundEmail.__table__)
 _MARK_SENT = (
     _OUTBOX.update()
     .where(_OUTBOX.c.id == bindparam("row_id"))
@@ -839,7 +866,7 @@ def requeue(db: Session, *, now: datetime, failed: bool, since: datetime | None 
     a meeting that has begun) stays as it is.
     """
     waiting = (OutboundEmail.status == OutboxStatus.QUEUED) & (OutboundEmail.not_before > now)
-    chosen = waiting
+    chosen: ColumnElement[bool] = waiting
     if failed:
         still_useful = or_(OutboundEmail.not_after.is_(None), OutboundEmail.not_after > now)
         chosen = or_(waiting, (OutboundEmail.status == OutboxStatus.FAILED) & still_useful)
@@ -860,7 +887,7 @@ def requeue(db: Session, *, now: datetime, failed: bool, since: datetime | None 
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def release_leases(db: Session, owner: str) -> int:
@@ -870,4 +897,4 @@ def release_leases(db: Session, owner: str) -> int:
         .where(OutboundEmail.lease_owner == owner, OutboundEmail.status == OutboxStatus.QUEUED)
         .values(lease_owner="", lease_expires_at=None)
     )
-    return result.rowcount or 0
+    return cast(CursorResult[Any], result).rowcount or 0

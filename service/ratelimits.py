@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from limits.storage import Storage
-from sqlalchemy import Engine, case, delete, func, select, text
+from sqlalchemy import Engine, Table, case, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -49,11 +49,11 @@ class DatabaseStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = _now()
         ends = now + timedelta(seconds=expiry)
-        table = RateLimitCounter.__table__
+        table = cast(Table, RateLimitCounter.__table__)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(table).values(key=key, count=amount, expires_at=ends)
+        new_count = insert(table).values(key=key, count=amount, expires_at=ends)
         stale = table.c.expires_at <= now
-        statement = statement.on_conflict_do_update(
+        statement = new_count.on_conflict_do_update(
             index_elements=[table.c.key],
             set_={
                 "count": case((stale, amount), else_=table.c.count + amount),

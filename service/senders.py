@@ -8,7 +8,6 @@ sent twice, and after a kill -9 at most one message per open connection repeated
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
@@ -38,10 +37,9 @@ def _start(config: dict[str, str]) -> None:
     _sender = sender
 
 
-def _deliver(moment: datetime | None) -> dict[str, object]:
+def _deliver(moment: datetime | None) -> DeliveryReport:
     assert _sender is not None, "the worker was not started"
-    report = _sender.run_once((lambda: moment) if moment is not None else None)
-    return dataclasses.asdict(report)
+    return _sender.run_once((lambda: moment) if moment is not None else None)
 
 
 def combined(reports: list[DeliveryReport]) -> DeliveryReport:
@@ -74,7 +72,7 @@ class SenderPool:
     def run_once(self, now: datetime | None = None) -> DeliveryReport:
         """Deliver everything due with every sender at once; `now` replaces their clocks."""
         futures = [self.executor.submit(_deliver, now) for _ in range(self.count)]
-        return combined([DeliveryReport(**future.result()) for future in futures])
+        return combined([future.result() for future in futures])
 
     def stop(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

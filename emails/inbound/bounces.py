@@ -19,6 +19,7 @@ return path token or the returned Message-ID tie it to a message we sent).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from email import message_from_bytes
 from email.message import Message
 from email.parser import HeaderParser
@@ -309,8 +310,8 @@ def _original_message_id(message: Message) -> str | None:
         found = message_id(headers)
         if found:
             return found
-    found = re.search(r"^message-id:\s*(<[^<>\s]{1,250}>)", human_text(message), re.I | re.M)
-    return found.group(1) if found else None
+    inline = re.search(r"^message-id:\s*(<[^<>\s]{1,250}>)", human_text(message), re.I | re.M)
+    return inline.group(1) if inline else None
 
 
 # --- everything else ----------------------------------------------------------------------
@@ -411,7 +412,7 @@ def _flufl_failures(raw: bytes) -> tuple[list[str], list[str]]:
     return _usable(permanent_found), _usable(temporary_found)
 
 
-def _usable(found: set[bytes | str]) -> list[str]:
+def _usable(found: Iterable[bytes | str]) -> list[str]:
     addresses = set()
     for value in found:
         text = value.decode("latin-1") if isinstance(value, bytes) else str(value)

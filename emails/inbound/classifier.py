@@ -15,6 +15,7 @@ only when nothing useful is found in it.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -103,14 +104,15 @@ def _classify(raw: bytes, secret: str) -> Inbound:
     if not names & _KNOWN_HEADERS:
         return _malformed(None, "no mail headers")
 
-    common = {
-        "message_id": message_id(message),
-        "sender": sender(message),
-        "subject": one_line(header(message, "Subject")),
-        "references": references(message),
-        "return_path_numbers": _delivered_to_numbers(message, secret),
-        "dmarc": dmarc_result(message),
-    }
+    common = Inbound(
+        kind=Kind.UNRELATED,
+        message_id=message_id(message),
+        sender=sender(message),
+        subject=one_line(header(message, "Subject")),
+        references=references(message),
+        return_path_numbers=_delivered_to_numbers(message, secret),
+        dmarc=dmarc_result(message),
+    )
     truncated = False
     for part in parts(message):
         for defect in part.defects:
@@ -123,39 +125,45 @@ def _classify(raw: bytes, secret: str) -> Inbound:
     bounce = find_bounce(message, raw)
     if bounce is not None:
         found, reason = bounce
-        numbers = list(common["return_path_numbers"])
+        numbers = list(common.return_path_numbers)
         for number in numbers_in(returned_return_paths(message), secret) if secret else []:
             if number not in numbers:
                 numbers.append(number)
-        common["return_path_numbers"] = tuple(numbers)
-        return Inbound(kind=Kind.BOUNCE, bounce=found, reason=reason, **common)
-
-    calendar = find_calendar_reply(message, common["sender"])
-    if calendar is not None:
-        kind, reply, reason = calendar
-        return Inbound(kind=kind, calendar=reply, reason=reason, **common)
-
-    auto = auto_reply_reason(message, common["subject"])
-    if auto:
-        text = own_words(body_text(message))
-        return Inbound(
-            kind=Kind.AUTO_REPLY, reply=Reply(text=text, answer=None), reason=auto, **common
+        return replace(
+            common,
+            kind=Kind.BOUNCE,
+            bounce=found,
+            reason=reason,
+            return_path_numbers=tuple(numbers),
         )
 
-    if common["references"]:
+    calendar = find_calendar_reply(message, common.sender)
+    if calendar is not None:
+        kind, calendar_reply, reason = calendar
+        return replace(common, kind=kind, calendar=calendar_reply, reason=reason)
+
+    auto = auto_reply_reason(message, common.subject)
+    if auto:
+        text = own_words(body_text(message))
+        return replace(
+            common, kind=Kind.AUTO_REPLY, reply=Reply(text=text, answer=None), reason=auto
+        )
+
+    if common.references:
         text = own_words(body_text(message))
         reply = Reply(text=text, answer=read_answer(text))
         reason = "In-Reply-To/References" + (" (truncated multipart)" if truncated else "")
-        return Inbound(kind=Kind.REPLY, reply=reply, reason=reason, **common)
+        return replace(common, kind=Kind.REPLY, reply=reply, reason=reason)
 
     if truncated:
         return _malformed(common, "multipart cut short (closing boundary missing)")
-    return Inbound(kind=Kind.UNRELATED, reason="no In-Reply-To or References", **common)
+    return replace(common, reason="no In-Reply-To or References")
 
 
-def _malformed(common: dict | None, reason: str) -> Inbound:
-    common = common or {"message_id": None, "sender": None, "subject": ""}
-    return Inbound(kind=Kind.MALFORMED, reason=reason, **common)
+def _malformed(common: Inbound | None, reason: str) -> Inbound:
+    if common is None:
+        return Inbound(kind=Kind.MALFORMED, message_id=None, sender=None, subject="", reason=reason)
+    return replace(common, kind=Kind.MALFORMED, reason=reason)
 
 
 def _delivered_to_numbers(message: Message, secret: str) -> tuple[int, ...]:

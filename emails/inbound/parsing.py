@@ -85,7 +85,7 @@ def header(message: Message, name: str) -> str:
 def _decoded(message: Message, name: str, value: object) -> str:
     raw = value[:LONGEST_HEADER] if isinstance(value, str) else value
     try:
-        return str(message.policy.header_fetch_parse(name, raw))
+        return str(message.policy.header_fetch_parse(name, raw))  # type: ignore[arg-type]
     except Exception:  # a header the policy cannot parse is read as it is
         return str(raw)[:LONGEST_HEADER]
 

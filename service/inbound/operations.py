@@ -64,14 +64,10 @@ def process_message(db: Session, raw: bytes, *, now: datetime) -> Outcome:
 
 def _process(db: Session, raw: bytes, digest: str, inbound: Inbound, *, now: datetime) -> Outcome:
     message_id = (inbound.message_id or "")[:250]
-    seen = db.scalar(
-        select(InboundMessage.id).where(
-            or_(
-                InboundMessage.digest == digest,
-                (InboundMessage.message_id == message_id) if message_id else False,
-            )
-        )
-    )
+    same = InboundMessage.digest == digest
+    if message_id:
+        same = or_(same, InboundMessage.message_id == message_id)
+    seen = db.scalar(select(InboundMessage.id).where(same))
     duplicate = Outcome(inbound.kind.value, None, f"message {message_id or digest[:12]}")
     if seen:
         return duplicate
