@@ -14,12 +14,15 @@ from urllib.parse import quote
 
 import pytest
 from flask import g, render_template
+from markupsafe import Markup as Safe
 
 import service
 from forms import ReviewForm
-from forms.console import ButtonForm, SignInForm
+from forms.console import AnnouncementForm, ButtonForm, SignInForm
+from service.console.announcing import Delivery
 from service.console.tallies import Tally
 from service.models import (
+    Announcement,
     AnswerChannel,
     Coordinator,
     Invitation,
@@ -29,6 +32,7 @@ from service.models import (
     RequestStatus,
     Rsvp,
 )
+from service.notices.announcements import render_markdown
 from service.outbox import Health
 from tests.emails.test_hostile_templates import PAYLOAD, PLAIN, Markup
 from tests.service.test_hostile_pages import MOMENT, contact, form, join_request
@@ -153,7 +157,36 @@ PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
         "/console/requests/1",
         lambda t: request_page(t, RequestStatus.UNCONFIRMED),
     ),
+    "announcements": (
+        "console/announcements.html",
+        "/console/announcements",
+        lambda t: {
+            "form": form(AnnouncementForm, t),
+            "recipients": 3,
+            "past": [delivery(t)],
+        },
+    ),
+    "announcement preview": (
+        "console/announcement_preview.html",
+        "/console/announcements/preview",
+        lambda t: {
+            "form": form(AnnouncementForm, t),
+            "previews": {
+                lang: {"subject": t, "body": Safe(render_markdown(t))} for lang in ("en", "km")
+            },
+            "has_khmer": True,
+            "recipients": 3,
+            "problem": t,
+        },
+    ),
 }
+
+
+def delivery(text: str) -> Delivery:
+    item = Announcement(
+        id=1, subject_en=text, subject_km=text, body_en=text, body_km=text, created_at=MOMENT
+    )
+    return Delivery(announcement=item, sent=1, waiting=2, not_sent=3, bounced=4)
 
 
 def page(app, key: str, text: str) -> Markup:
