@@ -24,3 +24,6 @@ ALL += (DIGEST,)
 CONSOLE_SIGN_IN = "console_sign_in"  # a coordinator's one-time link into the console
 
 ALL += (CONSOLE_SIGN_IN,)
+MEETING_CORRECTED = "agenda_corrected"  # a meeting's title or agenda corrected, nothing moved
+
+ALL += (MEETING_CORRECTED,)

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional, Regexp
+from wtforms import (
+    DateField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import URL, InputRequired, Length, NumberRange, Optional, Regexp
 
 from forms.validators import CleanText, SingleLine, normalise_text
 
@@ -77,3 +87,128 @@ class AnnouncementForm(FlaskForm):
             ]
             valid = False
         return valid
+
+
+WEEKDAYS = [
+    SelectChoice("MO", _l("Monday")),
+    SelectChoice("TU", _l("Tuesday")),
+    SelectChoice("WE", _l("Wednesday")),
+    SelectChoice("TH", _l("Thursday")),
+    SelectChoice("FR", _l("Friday")),
+    SelectChoice("SA", _l("Saturday")),
+    SelectChoice("SU", _l("Sunday")),
+]
+ORDINALS = [
+    SelectChoice("1", _l("first")),
+    SelectChoice("2", _l("second")),
+    SelectChoice("3", _l("third")),
+    SelectChoice("4", _l("fourth")),
+    SelectChoice("-1", _l("last")),
+]
+
+
+class MeetingTextForm(FlaskForm):
+    """What a meeting says, in both languages, and where it is."""
+
+    title_en = StringField(
+        _l("Title in English"),
+        [InputRequired(_l("Give a title.")), Length(max=200), SingleLine()],
+        filters=[normalise_text],
+    )
+    title_km = StringField(
+        _l("Title in Khmer (optional)"),
+        [Optional(), Length(max=200), SingleLine()],
+        filters=[normalise_text],
+    )
+    location = StringField(
+        _l("Place"), [Optional(), Length(max=300), SingleLine()], filters=[normalise_text]
+    )
+    online_url = StringField(
+        _l("Online link (optional)"),
+        [
+            Optional(),
+            Length(max=500),
+            URL(message=_l("Enter a link such as https://meet.example/wg.")),
+        ],
+        filters=[normalise_text],
+    )
+    agenda_en = TextAreaField(
+        _l("Agenda in English"),
+        [Optional(), Length(max=5000), CleanText()],
+        filters=[normalise_text],
+    )
+    agenda_km = TextAreaField(
+        _l("Agenda in Khmer (optional)"),
+        [Optional(), Length(max=5000), CleanText()],
+        filters=[normalise_text],
+    )
+    day = DateField(_l("Day"), [InputRequired(_l("Give the day."))])
+    time = TimeField(_l("Starts at"), [InputRequired(_l("Give the time."))])
+
+    def validate(self, extra_validators=None) -> bool:  # type: ignore[no-untyped-def]
+        valid = super().validate(extra_validators)
+        if not self.location.data and not self.online_url.data:
+            self.location.errors = [
+                *self.location.errors,
+                _l("Give a place, an online link, or both."),
+            ]
+            valid = False
+        if self.online_url.data and not self.online_url.data.lower().startswith(
+            ("http://", "https://")
+        ):
+            self.online_url.errors = [
+                *self.online_url.errors,
+                _l("Enter a link such as https://meet.example/wg."),
+            ]
+            valid = False
+        return valid
+
+
+class NewMeetingForm(MeetingTextForm):
+    """A one-off meeting or a series, from plain choices."""
+
+    duration = IntegerField(
+        _l("Length in minutes"),
+        [InputRequired(_l("Give the length.")), NumberRange(15, 24 * 60)],
+        default=120,
+    )
+    repeat = RadioField(
+        _l("How often"),
+        choices=[
+            SelectChoice("once", _l("Once")),
+            SelectChoice("monthly_weekday", _l("Every month, on a weekday")),
+            SelectChoice("weekly", _l("Every week")),
+        ],
+        default="once",
+        validators=[InputRequired(_l("Choose one."))],
+    )
+    ordinal = SelectField(_l("Which one in the month"), choices=ORDINALS, default="2")
+    weekday = SelectField(_l("Weekday"), choices=WEEKDAYS, default="TH")
+    until = DateField(_l("Last day of the series (optional)"), [Optional()])
+
+
+class EditMeetingForm(MeetingTextForm):
+    """A change to one meeting, and whether to tell the invitees of a corrected text."""
+
+    tell = RadioField(
+        _l("When only the title or agenda changes"),
+        choices=[
+            SelectChoice("notice", _l("Send everyone invited a short notice")),
+            SelectChoice("nothing", _l("Send nothing (a small correction)")),
+        ],
+        default="notice",
+        validators=[InputRequired(_l("Choose one."))],
+    )
+
+
+class CancelMeetingForm(FlaskForm):
+    reason_en = TextAreaField(
+        _l("Reason in English"),
+        [InputRequired(_l("Give a reason.")), Length(max=1000), CleanText()],
+        filters=[normalise_text],
+    )
+    reason_km = TextAreaField(
+        _l("Reason in Khmer"),
+        [Optional(), Length(max=1000), CleanText()],
+        filters=[normalise_text],
+    )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service import i18n
 from service.clock import now
+from service.config import settings
 from service.console import access
 from service.db import db_session
 from service.i18n import current_language
@@ -72,6 +73,7 @@ def _console_globals() -> dict[str, Any]:
         "coordinator": g.get("coordinator"),
         "console_pages": current_app.view_functions.keys(),
         "meeting_title": meeting_title,
+        "group_zone": settings().timezone,
     }
 
 

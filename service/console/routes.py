@@ -1,6 +1,11 @@
 """The console's pages: importing each module adds its routes to the one blueprint."""
 
-from service.console import news, overview, signing_in  # noqa: F401  (they register routes)
+from service.console import (  # noqa: F401  (importing a module registers its routes)
+    meeting_pages,
+    news,
+    overview,
+    signing_in,
+)
 from service.console.blueprint import bp
 
 __all__ = ["bp"]

@@ -184,6 +184,11 @@ PAGES = [
     ("/console/requests", "Join requests"),
     ("REQUEST", "Join request"),
     ("/console/announcements", "Announcements"),
+    ("/console/meetings", "Meetings"),
+    ("/console/meetings/new", "Plan a meeting"),
+    ("/console/meetings/1", "Monthly meeting"),
+    ("/console/meetings/1/edit", "Change the meeting"),
+    ("/console/meetings/1/cancel", "Cancel the meeting"),
     ("PREVIEW", "Preview the announcement"),
 ]
 

@@ -18,7 +18,14 @@ from markupsafe import Markup as Safe
 
 import service
 from forms import ReviewForm
-from forms.console import AnnouncementForm, ButtonForm, SignInForm
+from forms.console import (
+    AnnouncementForm,
+    ButtonForm,
+    CancelMeetingForm,
+    EditMeetingForm,
+    NewMeetingForm,
+    SignInForm,
+)
 from service.console.announcing import Delivery
 from service.console.tallies import Tally
 from service.models import (
@@ -28,6 +35,7 @@ from service.models import (
     Invitation,
     Language,
     Meeting,
+    MeetingSeries,
     MeetingStatus,
     RequestStatus,
     Rsvp,
@@ -179,7 +187,50 @@ PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
             "problem": t,
         },
     ),
+    "meetings": (
+        "console/meetings.html",
+        "/console/meetings",
+        lambda t: {
+            "year": 2027,
+            "years": [2026, 2027],
+            "meetings": [meeting(t)],
+            "series": [series(t)],
+            "now": MOMENT,
+        },
+    ),
+    "new meeting": (
+        "console/meeting_new.html",
+        "/console/meetings/new",
+        lambda t: {"form": form(NewMeetingForm, t), "dates": [MOMENT], "problem": t},
+    ),
+    "meeting": (
+        "console/meeting.html",
+        "/console/meetings/1",
+        lambda t: {
+            "meeting": meeting(t),
+            "tally": tally(t),
+            "attended": {},
+            "changeable": True,
+        },
+    ),
+    "meeting edit": (
+        "console/meeting_edit.html",
+        "/console/meetings/1/edit",
+        lambda t: {"form": form(EditMeetingForm, t), "meeting": meeting(t), "problem": t},
+    ),
+    "meeting cancel": (
+        "console/meeting_cancel.html",
+        "/console/meetings/1/cancel",
+        lambda t: {"form": form(CancelMeetingForm, t), "meeting": meeting(t), "problem": t},
+    ),
 }
+
+
+def series(text: str) -> MeetingSeries:
+    return MeetingSeries(
+        id=1, title_en=text, title_km=text, rrule=text, first_starts_at=MOMENT,
+        until_at=MOMENT, timezone="Asia/Phnom_Penh",
+    )  # fmt: skip
 
 
 def delivery(text: str) -> Delivery:

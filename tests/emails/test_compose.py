@@ -133,10 +133,7 @@ for _name in (
     names.MEETING_CANCELLED,
 ):
     CONTEXTS[_name] = MEETING
-CONTEXTS[names.CONSOLE_SIGN_IN] = {
-    "sign_in_url": "https://wg.example/console/sign-in/abc",
-    "valid_minutes": 15,
-}
+CONTEXTS[names.MEETING_CORRECTED] = {"meeting": MEETING["meeting"], "change": {}, "answer": "yes"}
 CONTEXTS[names.CONSOLE_SIGN_IN] = {
     "sign_in_url": "https://wg.example/console/sign-in/abc",
     "valid_minutes": 15,

@@ -1,0 +1,197 @@
+"""/console/meetings: by year, a new meeting or series, one meeting's sheet, edit, cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Response, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from forms.console import CancelMeetingForm, EditMeetingForm, NewMeetingForm
+from service.clock import now
+from service.config import settings
+from service.console import planning, tallies
+from service.console.blueprint import bp, record
+from service.db import db_session
+from service.meetings import operations
+from service.meetings.editing import MeetingEdit, edit_meeting
+from service.meetings.operations import MeetingDetails, MeetingError
+from service.meetings.schedule import RuleError
+from service.models import Meeting, MeetingStatus
+
+
+def _zone() -> str:
+    return settings().timezone
+
+
+@bp.route("/console/meetings")
+def meetings():  # type: ignore[no-untyped-def]
+    db, moment = db_session(), now()
+    years = planning.years(db, _zone(), now=moment)
+    asked = request.args.get("year", "")
+    year = (
+        int(asked)
+        if asked.isdigit() and int(asked) in years
+        else moment.astimezone(ZoneInfo(_zone())).year
+    )
+    return render_template(
+        "console/meetings.html",
+        year=year,
+        years=years,
+        meetings=planning.meetings_in(db, year, _zone()),
+        series=planning.all_series(db),
+        now=moment,
+    )
+
+
+def _details(form: NewMeetingForm | EditMeetingForm, starts_at: datetime) -> dict[str, object]:
+    return dict(
+        title_en=form.title_en.data,
+        title_km=form.title_km.data or "",
+        agenda_en=form.agenda_en.data or "",
+        agenda_km=form.agenda_km.data or "",
+        location=form.location.data or "",
+        online_url=form.online_url.data or "",
+        starts_at=starts_at,
+    )
+
+
+@bp.route("/console/meetings/new", methods=["GET", "POST"])
+def new_meeting():  # type: ignore[no-untyped-def]
+    """A one-off meeting or a series; "Show the dates" previews a series without storing it."""
+    form = NewMeetingForm()
+    page: dict[str, object] = dict(form=form, dates=[], problem="")
+    if request.method == "GET":
+        return render_template("console/meeting_new.html", **page)
+    if not form.validate_on_submit():
+        return render_template("console/meeting_new.html", **page), 400
+    zone, moment = _zone(), now()
+    first = planning.local_moment(form.day.data, form.time.data, zone)
+    rule = planning.rule_for(form.repeat.data, form.ordinal.data, form.weekday.data)
+    until = planning.end_of_day(form.until.data, zone) if form.until.data else None
+    if rule:
+        page["dates"] = planning.next_dates(rule, first, zone, until=until)
+        try:
+            planning.check_first_date(rule, first, zone, until)
+        except MeetingError:
+            page["problem"] = _(
+                "The first day must be one the rule gives, or the series would start later. "
+                "Choose one of the dates below as the first day."
+            )
+            return render_template("console/meeting_new.html", **page), 400
+    if request.form.get("action") == "preview":
+        return render_template("console/meeting_new.html", **page)
+    details = MeetingDetails(duration_minutes=form.duration.data, **_details(form, first))  # type: ignore[arg-type]
+    try:
+        if rule:
+            operations.add_series(db_session(), details, rule, until=until, now=moment)
+        else:
+            operations.add_meeting(db_session(), details, now=moment)
+    except (MeetingError, RuleError):
+        page["problem"] = _("The meeting would start in the past. Choose a later day or time.")
+        return render_template("console/meeting_new.html", **page), 400
+    db_session().commit()
+    flash(_("The meeting is planned. Invitations go out by themselves."))
+    year = first.astimezone(ZoneInfo(zone)).year
+    return redirect(url_for(".meetings", year=year), code=303)
+
+
+def _meeting(meeting_id: str) -> Meeting:
+    return record(Meeting, meeting_id)
+
+
+@bp.route("/console/meetings/<meeting_id>")
+def meeting(meeting_id: str):  # type: ignore[no-untyped-def]
+    """The attendance sheet: every invitee, their answer and how it came."""
+    found = _meeting(meeting_id)
+    db = db_session()
+    return render_template(
+        "console/meeting.html",
+        meeting=found,
+        tally=tallies.tally(db, found),
+        attended=planning.attendance_of(db, found),
+        changeable=found.status is MeetingStatus.SCHEDULED and found.starts_at > now(),
+    )
+
+
+@bp.route("/console/meetings/<meeting_id>/attendance.csv")
+def meeting_csv(meeting_id: str) -> Response:
+    found = _meeting(meeting_id)
+    db = db_session()
+    data = planning.sheet_csv(tallies.invitations(db, found), planning.attendance_of(db, found))
+    day = found.starts_at.astimezone(ZoneInfo(found.timezone)).date().isoformat()
+    return Response(
+        data,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="attendance-{day}.csv"'},
+    )
+
+
+@bp.route("/console/meetings/<meeting_id>/edit", methods=["GET", "POST"])
+def edit(meeting_id: str):  # type: ignore[no-untyped-def]
+    found = _meeting(meeting_id)
+    form = EditMeetingForm()
+    page: dict[str, object] = dict(form=form, meeting=found, problem="")
+    if request.method == "GET":
+        local = found.starts_at.astimezone(ZoneInfo(found.timezone))
+        for name in ("title_en", "title_km", "agenda_en", "agenda_km", "location", "online_url"):
+            getattr(form, name).data = getattr(found, name)
+        form.day.data, form.time.data = local.date(), local.time().replace(tzinfo=None)
+        return render_template("console/meeting_edit.html", **page)
+    if not form.validate_on_submit():
+        return render_template("console/meeting_edit.html", **page), 400
+    starts_at = planning.local_moment(form.day.data, form.time.data, found.timezone)
+    try:
+        report = edit_meeting(
+            db_session(),
+            found,
+            MeetingEdit(**_details(form, starts_at)),  # type: ignore[arg-type]
+            notice=form.tell.data == "notice",
+            now=now(),
+        )
+    except MeetingError as exc:
+        db_session().rollback()
+        page["problem"] = _problem(str(exc))
+        return render_template("console/meeting_edit.html", **page), 400
+    db_session().commit()
+    if report.updated:
+        flash(_("Saved. Everyone invited gets the calendar update."))
+    elif report.noticed:
+        flash(_("Saved. Everyone invited gets a short notice."))
+    else:
+        flash(_("Saved. No one was told."))
+    return redirect(url_for(".meeting", meeting_id=found.id), code=303)
+
+
+def _problem(reason: str) -> str:
+    """The operation's reason, as the coordinator reads it."""
+    if "nothing would change" in reason:
+        return _("Nothing was changed.")
+    if "past" in reason or "started" in reason:
+        return _("The meeting has started or the new time is in the past: it cannot change.")
+    if "cancelled" in reason:
+        return _("The meeting is cancelled: it cannot change.")
+    return _("The meeting could not be changed.")
+
+
+@bp.route("/console/meetings/<meeting_id>/cancel", methods=["GET", "POST"])
+def cancel(meeting_id: str):  # type: ignore[no-untyped-def]
+    found = _meeting(meeting_id)
+    form = CancelMeetingForm()
+    page: dict[str, object] = dict(form=form, meeting=found, problem="")
+    if request.method == "GET":
+        return render_template("console/meeting_cancel.html", **page)
+    if not form.validate_on_submit():
+        return render_template("console/meeting_cancel.html", **page), 400
+    # Both languages in one reason, English first, until cancel() takes one per language.
+    reason = "\n\n".join(part for part in (form.reason_en.data, form.reason_km.data) if part)
+    try:
+        told = operations.cancel(db_session(), found, now=now(), reason=reason)
+    except MeetingError as exc:
+        db_session().rollback()
+        page["problem"] = _problem(str(exc))
+        return render_template("console/meeting_cancel.html", **page), 400
+    db_session().commit()
+    flash(_("The meeting is cancelled. %(count)s invitees are told.", count=told))
+    return redirect(url_for(".meeting", meeting_id=found.id), code=303)
