@@ -138,6 +138,79 @@ def attach_calendar(message: EmailMessage, ics: bytes, method: str) -> EmailMess
     return message
 
 
+@dataclass(frozen=True)
+class FeedEvent:
+    """One meeting as a published calendar (a subscription feed, or one event to download)."""
+
+    uid: str  # stable per meeting (or per invitee, to match their invitation's event)
+    sequence: int
+    summary: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    modified_at: datetime  # when the meeting last changed: DTSTAMP and LAST-MODIFIED
+    location: str = ""
+    online_url: str = ""
+    cancelled: bool = False
+
+
+# How often a subscribed calendar should fetch the feed again (RFC 7986, and what Outlook reads).
+FEED_REFRESH = timedelta(hours=6)
+FEED_PRODID = "-//wg-mailer//Meeting calendar//EN"
+
+
+def publish_ics(events: list[FeedEvent], *, name: str, zone: str) -> bytes:
+    """METHOD:PUBLISH calendar of `events`: what Google Calendar, Outlook and Apple Calendar
+    subscribe to (webcal://) or import. A cancelled meeting stays as STATUS:CANCELLED with a
+    higher SEQUENCE, so a calendar that had it marks or drops it rather than keeping it."""
+    calendar = Calendar()
+    calendar.add("PRODID", FEED_PRODID)
+    calendar.add("VERSION", "2.0")
+    calendar.add("CALSCALE", "GREGORIAN")
+    calendar.add("METHOD", "PUBLISH")
+    calendar.add("X-WR-CALNAME", _text(name))
+    calendar.add("NAME", _text(name))
+    calendar.add("X-WR-TIMEZONE", zone)
+    calendar.add("REFRESH-INTERVAL", FEED_REFRESH, parameters={"VALUE": "DURATION"})
+    calendar.add("X-PUBLISHED-TTL", "PT6H")  # Outlook reads this one; the same six hours
+    days: dict[str, list[date]] = {}
+    vevents = []
+    for event in events:
+        try:
+            event_zone = ZoneInfo(event.timezone)
+        except ZoneInfoNotFoundError as error:
+            raise ValueError(f"unknown time zone {event.timezone!r}") from error
+        starts_at = _aware(event.starts_at, "starts_at").astimezone(event_zone)
+        ends_at = _aware(event.ends_at, "ends_at").astimezone(event_zone)
+        modified = _aware(event.modified_at, "modified_at").astimezone(UTC)
+        vevent = Event()
+        vevent.add("UID", _text(event.uid))
+        vevent.add("SEQUENCE", event.sequence)
+        vevent.add("DTSTAMP", modified)
+        vevent.add("LAST-MODIFIED", modified)
+        vevent.add("DTSTART", starts_at)
+        vevent.add("DTEND", ends_at)
+        vevent.add("SUMMARY", _text(event.summary))
+        if event.description:
+            vevent.add("DESCRIPTION", _text(event.description))
+        location = event.location or event.online_url
+        if location:
+            vevent.add("LOCATION", _text(location))
+        if event.online_url:
+            vevent.add("URL", _uri(event.online_url))
+        vevent.add("STATUS", "CANCELLED" if event.cancelled else "CONFIRMED")
+        vevent.add("TRANSP", "TRANSPARENT" if event.cancelled else "OPAQUE")
+        vevents.append(vevent)
+        if "TZID" in vevent["DTSTART"].params:
+            days.setdefault(event_zone.key, []).extend([starts_at.date(), ends_at.date()])
+    for tzid, moments in sorted(days.items()):
+        calendar.add_component(vtimezone(tzid, min(moments), max(moments)))
+    for vevent in vevents:
+        calendar.add_component(vevent)
+    return calendar.to_ical()
+
+
 # --- the calendar -------------------------------------------------------------------------
 
 

@@ -139,6 +139,12 @@ def render(name: str, lang: str, context: dict[str, Any]) -> tuple[str, str, str
     return subject, _crlf_safe(text), html
 
 
+def render_text(partial: str, lang: str, context: dict[str, Any]) -> str:
+    """A plain-text partial (say, a calendar event's description) in `lang`, trimmed."""
+    rendered = environment(lang).get_template(partial).render(context)
+    return re.sub(r"\n{3,}", "\n\n", rendered).strip()
+
+
 def _crlf_safe(text: str) -> str:
     # Collapse runs of blank lines left by template blocks; the policy turns \n into CRLF.
     return re.sub(r"\n{3,}", "\n\n", text.replace("\r\n", "\n")).strip() + "\n"
@@ -224,7 +230,13 @@ def compose(
 
 # Context keys whose values differ per recipient (links with tokens, names); everything else
 # is shared by the messages of a send and goes into the cache key.
-PERSONAL_KEYS: tuple[str, ...] = ("rsvp_url", "answer_urls", "substitute_for")
+PERSONAL_KEYS: tuple[str, ...] = (
+    "rsvp_url",
+    "answer_urls",
+    "substitute_for",
+    "member_url",
+    "calendar_url",
+)
 _POLICY = email.policy.SMTP
 _MAX_LINE = _POLICY.max_line_length  # 78: where the email package starts to fold or encode
 _NONCE = secrets.token_hex(4)

@@ -15,6 +15,9 @@ ALL += (MEETING_INVITATION, MEETING_FOLLOWUP, MEETING_REMINDER, MEETING_CANCELLE
 MEETING_SUBSTITUTE = "meeting_substitute"  # the details, to a colleague named in someone's place
 
 ALL += (MEETING_SUBSTITUTE,)
+MEMBER_LEFT = "member_left"  # to the coordinators: someone left the group on their own page
+
+ALL += (MEMBER_LEFT,)
 ANNOUNCEMENT = "announcement"
 
 ALL += (ANNOUNCEMENT,)
@@ -27,3 +30,6 @@ ALL += (CONSOLE_SIGN_IN,)
 MEETING_CORRECTED = "agenda_corrected"  # a meeting's title or agenda corrected, nothing moved
 
 ALL += (MEETING_CORRECTED,)
+CONTACT_ADDRESS_CONFIRM = "contact_address_confirm"  # a member's new address, to its owner
+
+ALL += (CONTACT_ADDRESS_CONFIRM,)

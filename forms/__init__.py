@@ -2,13 +2,25 @@
 
 from forms.actions import ConfirmForm, ReviewForm
 from forms.join import JoinForm
+from forms.member import (
+    ColleagueForm,
+    LeaveForm,
+    MeetingAnswerForm,
+    MemberDetailsForm,
+    StopMailForm,
+)
 from forms.rsvp import PreferencesForm, RsvpForm, UnsubscribeForm
 
 __all__ = [
+    "ColleagueForm",
     "ConfirmForm",
     "JoinForm",
+    "LeaveForm",
+    "MeetingAnswerForm",
+    "MemberDetailsForm",
     "PreferencesForm",
     "ReviewForm",
     "RsvpForm",
+    "StopMailForm",
     "UnsubscribeForm",
 ]

@@ -65,6 +65,8 @@ class TokenPurpose(enum.StrEnum):
     UNSUBSCRIBE = "unsubscribe"  # a member's: the subject is the contact
     UNSUBSCRIBE_ADDRESS = "unsubscribe_address"  # a substitute's: the holder is the address
     CONFIRM_CONTACT = "confirm_contact"  # a further representative confirms their address
+    MEMBER = "member"  # a member's own page, from the footer of their mail
+    CALENDAR = "calendar"  # a member's calendar feed, made with the member link that shows it
     CONSOLE_SIGN_IN = "console_sign_in"  # a coordinator's emailed one-time sign-in link
     CONSOLE_SESSION = "console_session"  # a signed-in console session (the cookie's secret)
     ADDRESS_CHANGE = "address_change"  # a contact's new address, confirmed by its owner

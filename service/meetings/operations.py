@@ -14,7 +14,8 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from emails import names
-from emails.calendar import invitation_uid
+from emails.calendar import FeedEvent, invitation_uid, publish_ics
+from emails.compose import render_text
 from service import audit, outbox, tokens
 from service.config import Settings, settings
 from service.db import insert_ignoring_duplicates
@@ -26,6 +27,7 @@ from service.meetings.schedule import (
     occurrences,
     parse_rule,
 )
+from service.membership import links
 from service.membership.operations import is_suppressed, unsubscribe_links, unsubscribe_targets
 from service.models import (
     AnswerChannel,
@@ -440,6 +442,74 @@ def meeting_context(meeting: Meeting, lang: str) -> dict[str, object]:
     }
 
 
+def event_description(meeting: Meeting, lang: str, *, rsvp_url: str = "") -> str:
+    """A calendar event's DESCRIPTION in `lang`: when, where, the online link and the agenda.
+
+    Gmail and Outlook show DESCRIPTION and LOCATION, not URL, so the link is written here."""
+    context = {"meeting": meeting_context(meeting, lang), "rsvp_url": rsvp_url}
+    return render_text("_event_description.txt", lang, context)
+
+
+def _feed_event(meeting: Meeting, lang: str, *, uid: str, description: str) -> FeedEvent:
+    details = meeting_context(meeting, lang)
+    return FeedEvent(
+        uid=uid,
+        sequence=meeting.sequence,
+        summary=str(details["title"]),
+        description=description,
+        starts_at=meeting.starts_at,
+        ends_at=ends_at(meeting),
+        timezone=meeting.timezone,
+        modified_at=meeting.updated_at,
+        location=meeting.location,
+        online_url=meeting.online_url,
+        cancelled=meeting.status is MeetingStatus.CANCELLED,
+    )
+
+
+FEED_PAST = timedelta(days=31)  # a feed keeps last month's meetings, so they stay in calendars
+
+
+def member_feed(db: Session, contact: Contact, *, now: datetime) -> bytes:
+    """A member's calendar feed: the group's meetings from a month ago on, in their language.
+
+    A reschedule or a cancellation changes the event in place (same UID, higher SEQUENCE).
+    Someone who no longer receives the group's mail gets an empty calendar, so subscribed
+    calendars drop the meetings."""
+    lang = contact.language.value
+    config = settings()
+    meetings: Sequence[Meeting] = []
+    if contact.status is ContactStatus.ACTIVE:
+        meetings = db.scalars(
+            select(Meeting).where(Meeting.starts_at > now - FEED_PAST).order_by(Meeting.starts_at)
+        ).all()
+    events = [
+        _feed_event(
+            meeting,
+            lang,
+            uid=f"meeting-{meeting.public_id}@{config.mail_domain}",
+            description=event_description(meeting, lang),
+        )
+        for meeting in meetings
+    ]
+    return publish_ics(events, name=config.group_name_for(lang), zone=config.timezone)
+
+
+def invitation_ics(invitation: Invitation, *, rsvp_url: str) -> bytes:
+    """One invitation as a file to add to a calendar: the same UID as the invitation's event,
+    so adding both leaves one entry that later changes update."""
+    config = settings()
+    meeting = invitation.meeting
+    lang = invitation.contact.language.value
+    uid = invitation_uid(
+        meeting.public_id, invitation.id, secret=config.secret_key, domain=config.mail_domain
+    )
+    event = _feed_event(
+        meeting, lang, uid=uid, description=event_description(meeting, lang, rsvp_url=rsvp_url)
+    )
+    return publish_ics([event], name=config.group_name_for(lang), zone=meeting.timezone)
+
+
 def _send(
     db: Session,
     template: str,
@@ -484,6 +554,7 @@ def _send(
             context["rsvp_url"] = base
             context["answer_urls"] = {a: f"{base}?answer={a}" for a in ("yes", "no", "maybe")}
         context["list_unsubscribe"] = unsubscribe_links(db, contact, now=now)
+        context["member_url"] = links.for_message(db, contact, now=now)["member_url"]
     if template in (names.MEETING_INVITATION, names.MEETING_CANCELLED) and not to_substitute:
         context["calendar"] = {
             "method": "CANCEL" if cancelled else "REQUEST",
@@ -495,7 +566,9 @@ def _send(
             ),
             "sequence": meeting.sequence,
             "summary": details["title"],
-            "description": details["agenda"],
+            "description": event_description(
+                meeting, lang, rsvp_url=str(context.get("rsvp_url", ""))
+            ),
             "starts_at": meeting.starts_at.isoformat(),
             "ends_at": ends_at(meeting).isoformat(),
             "timezone": meeting.timezone,

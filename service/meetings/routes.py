@@ -1,8 +1,9 @@
-"""/rsvp/<token>: a member answers an invitation. GET shows the choice; only POST records it."""
+"""/rsvp/<token>: a member answers an invitation (GET shows the choice; only POST records it),
+and the calendars: one invitation as a file, and a member's subscription feed."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from forms import RsvpForm
@@ -12,7 +13,9 @@ from service.db import db_session
 from service.i18n import current_language
 from service.meetings import operations
 from service.meetings.operations import AnswerData
+from service.membership.member_page import find_feed_owner
 from service.models import Invitation, Rsvp, TokenPurpose
+from service.urls import external_url
 
 bp = Blueprint("meetings", __name__)
 
@@ -76,3 +79,42 @@ def rsvp(token: str):  # type: ignore[no-untyped-def]
     form.substitute_email.data = invitation.substitute_email
     page["saved"] = request.args.get("saved") == "1"
     return render_template("meetings/rsvp.html", **page)
+
+
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+
+
+@bp.route("/rsvp/<token>/meeting.ics")
+def rsvp_calendar(token: str):  # type: ignore[no-untyped-def]
+    """The invitation as a file to add to a calendar (the same event as the emailed one)."""
+    lookup = tokens.find(db_session(), TokenPurpose.RSVP, token, now=now())
+    invitation = db_session().get(Invitation, lookup.token.subject_id) if lookup.token else None
+    if invitation is None:
+        abort(404)
+    rsvp_url = external_url("meetings.rsvp", token=token)
+    body = operations.invitation_ics(invitation, rsvp_url=rsvp_url)
+    return Response(
+        body,
+        headers={
+            "Content-Type": CALENDAR_TYPE,
+            "Content-Disposition": 'attachment; filename="meeting.ics"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@bp.route("/calendar/<token>.ics")
+def calendar_feed(token: str):  # type: ignore[no-untyped-def]
+    """A member's calendar feed: what a webcal:// subscription fetches, every few hours."""
+    contact = find_feed_owner(db_session(), token, now=now())
+    if contact is None:
+        abort(404)
+    body = operations.member_feed(db_session(), contact, now=now())
+    return Response(
+        body,
+        headers={
+            "Content-Type": CALENDAR_TYPE,
+            "Content-Disposition": 'inline; filename="meetings.ics"',
+            "Cache-Control": "private, max-age=300",
+        },
+    )

@@ -13,6 +13,7 @@ from emails import names
 from service import audit, coordinators, outbox, tokens
 from service.config import settings
 from service.db import insert_ignoring_duplicates
+from service.membership import links
 from service.models import (
     Contact,
     ContactStatus,
@@ -360,6 +361,7 @@ def _welcome_context(db: Session, contact: Contact, *, now: datetime) -> dict[st
     return {
         "organisation_name": contact.organisation.name,
         "list_unsubscribe": unsubscribe_links(db, contact, now=now),
+        **links.for_message(db, contact, now=now),
     }
 
 
@@ -440,6 +442,23 @@ def _name_representative(
     contact = db.scalars(select(Contact).where(Contact.email == email)).one()
     audit.record(db, "contact.named", contact, at=now, actor=actor)
     _ask_to_confirm(db, contact, named_by=named_by, now=now)
+
+
+def name_colleague(
+    db: Session,
+    organisation: Organisation,
+    person: dict[str, str],
+    language: Language,
+    *,
+    named_by: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    """A colleague named by a member (on their page, or by the join form again): asked to
+    confirm their own address, exactly as a further representative named on the join form."""
+    _name_representative(
+        db, organisation, person, language, named_by=named_by, actor=actor, now=now
+    )
 
 
 def _ask_to_confirm(db: Session, contact: Contact, *, named_by: str, now: datetime) -> None:
@@ -623,6 +642,14 @@ def unsubscribe_targets(raw: str) -> dict[str, str]:
         "url": external_url("membership.unsubscribe", token=raw),
         "mailto": f"mailto:{mailbox}?subject={quote('unsubscribe ' + raw)}",
     }
+
+
+def suppress(db: Session, email: str, *, reason: str, now: datetime) -> bool:
+    """Put `email` on the suppression list (no more mail, queued mail included); True if new."""
+    inserted = insert_ignoring_duplicates(
+        db, Suppression, ("email",), dict(email=email, reason=reason, created_at=now)
+    )
+    return bool(inserted)
 
 
 def is_suppressed(db: Session, email: str) -> bool:

@@ -5,15 +5,27 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from forms import ConfirmForm, JoinForm, PreferencesForm, ReviewForm, UnsubscribeForm
+from forms import (
+    ColleagueForm,
+    ConfirmForm,
+    JoinForm,
+    LeaveForm,
+    MeetingAnswerForm,
+    MemberDetailsForm,
+    PreferencesForm,
+    ReviewForm,
+    StopMailForm,
+    UnsubscribeForm,
+)
 from service.clock import now
 from service.config import settings
 from service.db import db_session
 from service.extensions import limiter
 from service.i18n import current_language
-from service.membership import operations
+from service.meetings import operations as meeting_operations
+from service.membership import links, member_page, operations
 from service.membership.operations import Application
-from service.models import ContactStatus, Language, RequestStatus, TokenPurpose
+from service.models import Contact, ContactStatus, Language, RequestStatus, Rsvp, TokenPurpose
 
 bp = Blueprint("membership", __name__)
 
@@ -253,3 +265,137 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
         done = operations.is_suppressed(db_session(), recipient.email)
     page.update(done=done, saved=request.args.get("saved") == "1")
     return render_template("membership/unsubscribe.html", **page)
+
+
+def _member_lookup(token: str) -> Contact:
+    contact = member_page.find_member(db_session(), token, now=now())
+    if contact is None:
+        abort(404)
+    g.language_hint = contact.language.value  # the member's language, unless ?lang= says
+    return contact
+
+
+def _member_page(token: str, contact: Contact, status: int = 200, **forms: object):  # type: ignore[no-untyped-def]
+    """The member page, with `forms` (one that failed, with its errors) in place of fresh ones."""
+    details = forms.get("details") or MemberDetailsForm(prefix="details", formdata=None)
+    if "details" not in forms:
+        details.name.data = contact.name
+        details.role.data = contact.role
+        details.phone.data = contact.phone
+        details.language.data = contact.language.value
+        details.announcements.data = contact.wants_announcements
+    moment = now()
+    meetings = member_page.coming_meetings(db_session(), contact, now=moment)
+    answers = {}
+    for line in meetings:
+        if line.invitation is None:
+            continue
+        prefix = f"meeting-{line.meeting.public_id}"
+        failed = forms.get("answer")
+        if isinstance(failed, MeetingAnswerForm) and failed.answer.name == f"{prefix}-answer":
+            answers[line.meeting.id] = failed
+            continue
+        form = MeetingAnswerForm(prefix=prefix, formdata=None)
+        if line.invitation.answer is not Rsvp.NONE:
+            form.answer.data = line.invitation.answer.value
+        answers[line.meeting.id] = form
+    page = dict(
+        token=token,
+        contact=contact,
+        active=contact.status is ContactStatus.ACTIVE,
+        details=details,
+        colleague=forms.get("colleague") or ColleagueForm(prefix="colleague", formdata=None),
+        leave=forms.get("leave") or LeaveForm(prefix="leave", formdata=None),
+        stop=forms.get("stop") or StopMailForm(prefix="stop", formdata=None),
+        meetings=meetings,
+        answers=answers,
+        can_answer=lambda meeting: meeting_operations.can_answer(meeting, moment),
+        calendar=links.calendar_urls(token),
+        done=request.args.get("done", ""),
+    )
+    return render_template("membership/member.html", **page), status
+
+
+@bp.route("/member/<token>")
+def member(token: str):  # type: ignore[no-untyped-def]
+    """A member's own page: safe to fetch; each of its buttons posts to its own address."""
+    contact = _member_lookup(token)
+    return _member_page(token, contact)
+
+
+def _back(token: str, done: str, section: str):  # type: ignore[no-untyped-def]
+    lang = request.args.get("lang")
+    return redirect(url_for(".member", token=token, done=done, lang=lang, _anchor=section))
+
+
+@bp.route("/member/<token>/details", methods=["POST"])
+def member_details(token: str):  # type: ignore[no-untyped-def]
+    contact = _member_lookup(token)
+    form = MemberDetailsForm(prefix="details")
+    if contact.status is not ContactStatus.ACTIVE or not form.validate_on_submit():
+        return _member_page(token, contact, 400, details=form)
+    member_page.update_details(
+        db_session(),
+        contact,
+        name=form.name.data,
+        role=form.role.data or "",
+        phone=form.phone.data or "",
+        language=Language(form.language.data),
+        announcements=form.announcements.data,
+        now=now(),
+    )
+    db_session().commit()
+    return _back(token, "details", "details")
+
+
+@bp.route("/member/<token>/meetings/<meeting>", methods=["POST"])
+def member_answer(token: str, meeting: str):  # type: ignore[no-untyped-def]
+    contact = _member_lookup(token)
+    form = MeetingAnswerForm(prefix=f"meeting-{meeting}")
+    if contact.status is not ContactStatus.ACTIVE or not form.validate_on_submit():
+        return _member_page(token, contact, 400, answer=form)
+    changed = member_page.change_answer(
+        db_session(), contact, meeting, Rsvp(form.answer.data), now=now()
+    )
+    if not changed:  # no such invitation, or the meeting has begun
+        return _member_page(token, contact, 409)
+    db_session().commit()
+    return _back(token, "answer", "meetings")
+
+
+@bp.route("/member/<token>/colleague", methods=["POST"])
+@limiter.limit(_join_limit)
+def member_colleague(token: str):  # type: ignore[no-untyped-def]
+    contact = _member_lookup(token)
+    form = ColleagueForm(prefix="colleague")
+    if contact.status is not ContactStatus.ACTIVE or not form.validate_on_submit():
+        return _member_page(token, contact, 400, colleague=form)
+    member_page.add_colleague(
+        db_session(), contact, name=form.name.data, email=form.email.data, now=now()
+    )
+    db_session().commit()
+    return _back(token, "colleague", "colleague")
+
+
+@bp.route("/member/<token>/leave", methods=["POST"])
+def member_leave(token: str):  # type: ignore[no-untyped-def]
+    contact = _member_lookup(token)
+    form = LeaveForm(prefix="leave")
+    if contact.status not in member_page.ON_THE_LIST or not form.validate_on_submit():
+        return _member_page(token, contact, 400, leave=form)
+    member_page.leave(
+        db_session(), contact, whole_organisation=form.who.data == "organisation", now=now()
+    )
+    db_session().commit()
+    return _back(token, "left", "main")
+
+
+@bp.route("/member/<token>/stop", methods=["POST"])
+def member_stop(token: str):  # type: ignore[no-untyped-def]
+    contact = _member_lookup(token)
+    form = StopMailForm(prefix="stop")
+    if not form.validate_on_submit():
+        return _member_page(token, contact, 400, stop=form)
+    operations.unsubscribe(db_session(), contact, now=now(), via="member page")
+    db_session().commit()
+    return _back(token, "stopped", "main")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from emails import names
 from service import audit, outbox, tokens
 from service.config import settings
+from service.membership import links
 from service.models import (
     Announcement,
     Contact,
@@ -201,6 +202,7 @@ def _members(
     raws = tokens.issue_many(
         db, TokenPurpose.UNSUBSCRIBE, [(r.id, r.email) for r in wanted], now=now
     )
+    pages = links.page_urls(links.issue(db, [(r.id, r.email) for r in wanted], now=now))
     mailbox = _mailbox()
     # One URL built, then each token appended: building 100,000 URLs one by one is slow.
     base = external_url("membership.unsubscribe", token="TOKEN").rsplit("TOKEN", 1)[0]
@@ -214,9 +216,10 @@ def _members(
                 "list_unsubscribe": {
                     "url": base + raw,
                     "mailto": f"mailto:{mailbox}?subject={quote('unsubscribe ' + raw)}",
-                }
+                },
+                "member_url": page,
             },
         }
-        for r, raw in zip(wanted, raws, strict=True)
+        for r, raw, page in zip(wanted, raws, pages, strict=True)
     ]
     return recipients, len(rows) - len(wanted)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -86,9 +88,12 @@ def _stored(db, email: str, column):  # type: ignore[no-untyped-def]
 
 
 def _your_answer(page: Page):  # type: ignore[no-untyped-def]
-    return page.locator("dl.details > dt", has_text="Your answer").locator(
-        "xpath=following-sibling::dd[1]"
-    )
+    return page.locator(".your-answer > strong")
+
+
+def _open_more(page: Page) -> None:
+    """Open the part with the note and the colleague (folded, so the button stays in view)."""
+    page.get_by_text("Add a note, or send a colleague in your place (optional)").click()
 
 
 def _send_answer(page: Page, expected_status: int) -> None:
@@ -107,21 +112,24 @@ def test_member_answers_from_the_invitation_link_and_changes_the_answer(
     expect(page.get_by_label("Maybe", exact=True)).to_be_checked()  # preselected by the link
     expect(page.get_by_label("Yes, I will attend")).not_to_be_checked()
     expect(page.get_by_label("No, I cannot attend")).not_to_be_checked()
-    expect(_your_answer(page)).to_have_text("Not answered yet")  # opening the link records nothing
+    # Opening the link records nothing, and the page says so.
+    expect(page.locator(".pending")).to_contain_text("Not recorded yet")
     assert _stored(db, ENGLISH_MEMBER, Invitation.answer) is Rsvp.NONE
 
     _send_answer(page, 302)
     expect(page).to_have_url(re.compile(r"/rsvp/[^?]+\?saved=1$"))
-    expect(page.get_by_role("status")).to_contain_text("Thank you, your answer is recorded")
-    expect(_your_answer(page)).to_have_text("Maybe")
+    expect(page.get_by_role("status")).to_contain_text("Thank you, your answer is recorded: Maybe")
+    expect(page.locator(".pending")).to_have_count(0)
     expect(page.get_by_label("Maybe", exact=True)).to_be_checked()
     assert _stored(db, ENGLISH_MEMBER, Invitation.answer) is Rsvp.MAYBE
 
     page.get_by_label("No, I cannot attend").check()
+    _open_more(page)
     page.get_by_label("Note for the coordinator (optional)").fill("I am in Siem Reap that week.")
     _send_answer(page, 302)
-    expect(page.get_by_role("status")).to_contain_text("Thank you, your answer is recorded")
-    expect(_your_answer(page)).to_have_text("No, I cannot attend")
+    expect(page.get_by_role("status")).to_contain_text(
+        "Thank you, your answer is recorded: No, I cannot attend"
+    )
     expect(page.get_by_label("No, I cannot attend")).to_be_checked()
     expect(page.get_by_label("Note for the coordinator (optional)")).to_have_value(
         "I am in Siem Reap that week."
@@ -151,6 +159,7 @@ def test_rsvp_page_fits_a_phone_and_every_control_is_labelled(
 ):
     page.goto(live_server + _invitation_link(invitations.english, "yes"))
     expect(page.get_by_role("button", name="Send my answer")).to_be_visible()
+    _open_more(page)
     page.screenshot(path="/tmp/wg-rsvp-360.png", full_page=True)  # for people; not asserted
 
     assert_fits_a_phone(page)
@@ -176,6 +185,7 @@ def test_substitute_with_a_bad_email_shows_an_error_tied_to_the_field(
 ):
     page.goto(live_server + invitations.english.link("/rsvp/"))
     page.get_by_label("Yes, I will attend").check()
+    _open_more(page)
     page.get_by_label("Name of the colleague attending in your place (optional)").fill("Sokha")
     page.get_by_label("Their email address").fill("sokha@")
     _send_answer(page, 400)
@@ -226,3 +236,56 @@ def test_unsubscribe_page_needs_the_button_and_then_confirms(
 
     assert _stored(db, ENGLISH_MEMBER, Contact.status) is ContactStatus.UNSUBSCRIBED
     assert _stored(db, KHMER_MEMBER, Contact.status) is ContactStatus.ACTIVE
+
+
+@pytest.fixture
+def small_phone(browser) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    """A 360 x 640 phone (the smallest common screen) asking for English."""
+    context = browser.new_context(viewport={"width": 360, "height": 640}, locale="en-US")
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "km"])
+def test_one_tap_the_answer_from_the_link_is_chosen_and_its_button_is_in_the_first_screen(
+    small_phone: Page, live_server: str, invitations: Invitations, db, language: str
+):
+    mail = invitations.english if language == "en" else invitations.khmer
+    member = ENGLISH_MEMBER if language == "en" else KHMER_MEMBER
+    small_phone.goto(live_server + _invitation_link(mail, "yes"))
+
+    expect(small_phone.locator("html")).to_have_attribute("lang", language)
+    expect(small_phone.locator("input[value=yes]")).to_be_checked()
+    button = small_phone.locator("form button[type=submit]")
+    box = button.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 640, f"below the fold: {box}"
+    assert small_phone.evaluate("window.scrollY") == 0
+    small_phone.screenshot(path=f"/tmp/wg-rsvp-360x640-{language}.png")  # for people
+    assert_fits_a_phone_of(small_phone, 360)
+
+    with small_phone.expect_response(lambda r: r.request.method == "POST") as answer:
+        button.click()
+    assert answer.value.status == 302
+    recorded = "Yes, I will attend" if language == "en" else "បាទ/ចាស ខ្ញុំនឹងចូលរួម"
+    expect(small_phone.get_by_role("status")).to_contain_text(recorded)
+    assert _stored(db, member, Invitation.answer) is Rsvp.YES
+
+
+def test_the_rsvp_page_offers_the_meeting_as_a_calendar_file(
+    page: Page, live_server: str, invitations: Invitations
+):
+    page.goto(live_server + invitations.english.link("/rsvp/"))
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Add to my calendar (.ics)").click()
+
+    assert download.value.suggested_filename == "meeting.ics"
+    assert b"BEGIN:VEVENT" in Path(download.value.path()).read_bytes()
+
+
+def assert_fits_a_phone_of(page: Page, width: int) -> None:
+    """Nothing scrolls sideways at `width`."""
+    scroll = page.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll <= width, f"the page scrolls sideways: {scroll} > {width}"

@@ -43,7 +43,11 @@ CONTEXTS = {
         "submitted_at": "2026-12-01T02:00:00+00:00",
         "zone": "Asia/Phnom_Penh",
     },
-    names.JOIN_WELCOME: {"organisation_name": "Riverbank Survivors Network"},
+    names.JOIN_WELCOME: {
+        "organisation_name": "Riverbank Survivors Network",
+        "member_url": "https://wg.example/member/abc",
+        "calendar_url": "webcal://wg.example/calendar/def.ics",
+    },
     names.JOIN_DECLINED: {"organisation_name": "Riverbank Survivors Network", "note": "Sorry."},
 }
 MEETING = {
@@ -126,6 +130,13 @@ CONTEXTS[names.MEETING_SUBSTITUTE] = {
     "substitute_for": "Sokha",
     "organisation_name": "Memory Association",
 }
+CONTEXTS[names.MEMBER_LEFT] = {
+    "organisation_name": "Riverbank Survivors Network",
+    "left_by": "Amara Sok",
+    "people": [{"name": "Amara Sok", "email": "amara@riverbank.example"}],
+    "organisation_inactive": False,
+    "staying": [{"name": "Dara", "email": "dara@riverbank.example"}],
+}
 for _name in (
     names.MEETING_INVITATION,
     names.MEETING_FOLLOWUP,
@@ -134,6 +145,11 @@ for _name in (
 ):
     CONTEXTS[_name] = MEETING
 CONTEXTS[names.MEETING_CORRECTED] = {"meeting": MEETING["meeting"], "change": {}, "answer": "yes"}
+CONTEXTS[names.CONTACT_ADDRESS_CONFIRM] = {
+    "confirm_url": "https://wg.example/address/abc",
+    "organisation_name": "Riverbank Survivors Network",
+    "valid_hours": 72,
+}
 CONTEXTS[names.CONSOLE_SIGN_IN] = {
     "sign_in_url": "https://wg.example/console/sign-in/abc",
     "valid_minutes": 15,

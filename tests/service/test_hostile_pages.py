@@ -125,6 +125,32 @@ def rsvp_page(text: str, *, status: MeetingStatus, is_open: bool) -> dict[str, A
     )
 
 
+def member_page(text: str, *, active: bool) -> dict[str, Any]:
+    """The member page of a contact invited to one meeting, with one not invited yet."""
+    from forms import ColleagueForm, LeaveForm, MeetingAnswerForm, MemberDetailsForm, StopMailForm
+    from service.membership.member_page import MeetingLine
+
+    invited = rsvp_page(text, status=MeetingStatus.SCHEDULED, is_open=True)["meeting"]
+    invited.id, invited.public_id = 1, "a1"
+    later = rsvp_page(text, status=MeetingStatus.SCHEDULED, is_open=True)["meeting"]
+    later.id, later.public_id = 2, "b2"
+    invitation = Invitation(answer=Rsvp.MAYBE, note=text, substitute_name=text)
+    return dict(
+        token=text,
+        contact=contact(text),
+        active=active,
+        details=form(MemberDetailsForm, text, prefix="details"),
+        colleague=form(ColleagueForm, text, prefix="colleague"),
+        leave=form(LeaveForm, text, prefix="leave"),
+        stop=form(StopMailForm, text, prefix="stop"),
+        meetings=[MeetingLine(invited, invitation, None), MeetingLine(later, None, MOMENT)],
+        answers={1: form(MeetingAnswerForm, text, prefix="meeting-a1")},
+        can_answer=lambda meeting: True,
+        calendar={"https": text, "webcal": text},
+        done="details",
+    )
+
+
 def caught_mail(text: str) -> CaughtMail:
     message = EmailMessage()
     message["Subject"] = text
@@ -234,6 +260,12 @@ PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
         "meetings/rsvp.html",
         "/rsvp/abc",
         lambda t: rsvp_page(t, status=MeetingStatus.SCHEDULED, is_open=False),
+    ),
+    "member": ("membership/member.html", "/member/abc", lambda t: member_page(t, active=True)),
+    "member who left": (
+        "membership/member.html",
+        "/member/abc",
+        lambda t: member_page(t, active=False),
     ),
     "caught mail": ("devmail/index.html", "/dev/mail", lambda t: {"mails": [caught_mail(t)] * 2}),
     "one caught mail": ("devmail/show.html", "/dev/mail/x", lambda t: {"mail": caught_mail(t)}),
