@@ -368,7 +368,7 @@ def claim(
     BEGIN IMMEDIATE, which already excludes other writers.
     """
     due = (
-        select(*(getattr(OutboundEmail, name) for name in _CLAIMED_COLUMNS))
+        select(OutboundEmail.id)
         .where(
             OutboundEmail.status == OutboxStatus.QUEUED,
             OutboundEmail.not_before <= now,
@@ -379,15 +379,15 @@ def claim(
     )
     if db.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    rows = [_Claimed(values) for values in db.execute(due)]
-    ids = [row.id for row in rows]
-    for start in range(0, len(ids), 500):
-        db.execute(
-            update(OutboundEmail)
-            .where(OutboundEmail.id.in_(ids[start : start + 500]))
-            .values(lease_owner=owner, lease_expires_at=now + lease)
-            .execution_options(synchronize_session=False)
-        )
+    # One statement leases the rows and reads them back.
+    leased = (
+        update(OutboundEmail)
+        .where(OutboundEmail.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .returning(*(getattr(OutboundEmail, name) for name in _CLAIMED_COLUMNS))
+        .execution_options(synchronize_session=False)
+    )
+    rows = sorted((_Claimed(values) for values in db.execute(leased)), key=lambda row: row.id)
     _attach_shared_context(db, rows)
     return rows
 
