@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     HiddenField,
     IntegerField,
@@ -17,7 +18,14 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import URL, InputRequired, Length, NumberRange, Optional, Regexp
 
-from forms.validators import CleanText, SingleLine, normalise_text
+from forms.validators import (
+    CleanText,
+    EmailAddress,
+    Phone,
+    SingleLine,
+    normalise_phone,
+    normalise_text,
+)
 
 
 def lower_address(value: str | None) -> str:
@@ -212,3 +220,77 @@ class CancelMeetingForm(FlaskForm):
         [Optional(), Length(max=1000), CleanText()],
         filters=[normalise_text],
     )
+
+
+LANGUAGES = [SelectChoice("km", "ភាសាខ្មែរ (Khmer)"), SelectChoice("en", "English")]
+
+
+class ContactForm(FlaskForm):
+    """A contact's details; a new address is confirmed by its owner before it is used."""
+
+    name = StringField(
+        _l("Name"),
+        [InputRequired(_l("Give the name.")), Length(max=200), SingleLine()],
+        filters=[normalise_text],
+    )
+    role = StringField(
+        _l("Role"), [Optional(), Length(max=200), SingleLine()], filters=[normalise_text]
+    )
+    phone = StringField(
+        _l("Phone"), [Optional(), Length(max=40), Phone()], filters=[normalise_phone]
+    )
+    language = RadioField(
+        _l("Language of the emails"),
+        choices=LANGUAGES,
+        validators=[InputRequired(_l("Choose one."))],
+    )
+    email = StringField(
+        _l("Email"),
+        [InputRequired(_l("Give the email address.")), Length(max=254), EmailAddress()],
+        filters=[normalise_text],
+        description=_l(
+            "A new address gets a link to confirm it; until then mail goes to the old one."
+        ),
+    )
+
+
+class ColleagueForm(FlaskForm):
+    """A further representative of an organisation, who confirms their own address."""
+
+    name = StringField(
+        _l("Name"),
+        [InputRequired(_l("Give the name.")), Length(max=200), SingleLine()],
+        filters=[normalise_text],
+    )
+    email = StringField(
+        _l("Email"),
+        [InputRequired(_l("Give the email address.")), Length(max=254), EmailAddress()],
+        filters=[normalise_text],
+    )
+    language = RadioField(
+        _l("Language of the emails"),
+        choices=LANGUAGES,
+        default="km",
+        validators=[InputRequired(_l("Choose one."))],
+    )
+
+
+class ReasonForm(FlaskForm):
+    """Why a suppressed address may get mail again."""
+
+    reason = TextAreaField(
+        _l("Why may this address get mail again?"),
+        [InputRequired(_l("Give the reason.")), Length(max=1000), CleanText()],
+        filters=[normalise_text],
+    )
+
+
+class EraseForm(FlaskForm):
+    understood = BooleanField(
+        _l("I understand: this person's name, address and answers are deleted for good."),
+        [InputRequired(_l("Tick the box to erase."))],
+    )
+
+
+class MergeForm(FlaskForm):
+    into = SelectField(_l("Merge into"), validators=[InputRequired(_l("Choose one."))])

@@ -24,7 +24,9 @@ ModelT = TypeVar("ModelT")
 SESSION_COOKIE = "wg_console"
 COOKIE_PATH = "/console"
 # The pages a person who is not signed in may see: asking for a link, and using it.
-OPEN_ENDPOINTS = frozenset({"console.sign_in", "console.sign_in_sent", "console.sign_in_link"})
+OPEN_ENDPOINTS = frozenset(
+    {"console.sign_in", "console.sign_in_sent", "console.sign_in_link", "console.confirm_address"}
+)
 
 
 @bp.before_request

@@ -189,6 +189,10 @@ PAGES = [
     ("/console/meetings/1", "Monthly meeting"),
     ("/console/meetings/1/edit", "Change the meeting"),
     ("/console/meetings/1/cancel", "Cancel the meeting"),
+    ("/console/members", "Members"),
+    ("/console/members?q=ចងចាំ", "Members"),
+    ("/console/contacts/2", "បុប្ផា ចាន់"),
+    ("/console/organisations/1", "Riverbank Survivors Network"),
     ("PREVIEW", "Preview the announcement"),
 ]
 

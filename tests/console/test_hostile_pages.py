@@ -22,8 +22,13 @@ from forms.console import (
     AnnouncementForm,
     ButtonForm,
     CancelMeetingForm,
+    ColleagueForm,
+    ContactForm,
     EditMeetingForm,
+    EraseForm,
+    MergeForm,
     NewMeetingForm,
+    ReasonForm,
     SignInForm,
 )
 from service.console.announcing import Delivery
@@ -37,6 +42,8 @@ from service.models import (
     Meeting,
     MeetingSeries,
     MeetingStatus,
+    Organisation,
+    OrganisationStatus,
     RequestStatus,
     Rsvp,
 )
@@ -57,7 +64,7 @@ def request_with_id(text: str, status: RequestStatus):  # type: ignore[no-untype
 
 def contact_with_id(text: str):  # type: ignore[no-untyped-def]
     made = contact(text)
-    made.id = 1
+    made.id = made.organisation_id = 1
     return made
 
 
@@ -223,7 +230,59 @@ PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
         "/console/meetings/1/cancel",
         lambda t: {"form": form(CancelMeetingForm, t), "meeting": meeting(t), "problem": t},
     ),
+    "members": (
+        "console/members.html",
+        "/console/members",
+        lambda t: {"organisations": [organisation(t)], "query": t},
+    ),
+    "contact": (
+        "console/contact.html",
+        "/console/contacts/1",
+        lambda t: {
+            "contact": contact_with_id(t),
+            "form": form(ContactForm, t),
+            "reason_form": form(ReasonForm, t),
+            "erase_form": form(EraseForm, t),
+            "button": form(ButtonForm, t),
+            "suppressed": True,
+            "problem": t,
+        },
+    ),
+    "organisation": (
+        "console/organisation.html",
+        "/console/organisations/1",
+        lambda t: {
+            "organisation": organisation(t),
+            "colleague_form": form(ColleagueForm, t),
+            "merge_form": merge_form(t),
+            "problem": t,
+        },
+    ),
+    "address confirm": (
+        "console/address_confirm.html",
+        "/address/abc",
+        lambda t: {"form": form(ButtonForm, t), "usable": True},
+    ),
+    "address confirmed": (
+        "console/address_confirm.html",
+        "/address/abc",
+        lambda t: {"form": form(ButtonForm, t), "done": True},
+    ),
 }
+
+
+def organisation(text: str) -> Organisation:
+    person = contact_with_id(text)
+    made = person.organisation
+    made.id, made.website, made.cambodia_location, made.work_summary = 1, text, text, text
+    made.status = OrganisationStatus.ACTIVE
+    return made
+
+
+def merge_form(text: str) -> MergeForm:
+    made = form(MergeForm, text)
+    made.into.choices = [("2", text)]
+    return made
 
 
 def series(text: str) -> MeetingSeries:
