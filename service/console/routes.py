@@ -1,6 +1,7 @@
 """The console's pages: importing each module adds its routes to the one blueprint."""
 
 from service.console import (  # noqa: F401  (importing a module registers its routes)
+    activity_pages,
     meeting_pages,
     member_pages,
     news,

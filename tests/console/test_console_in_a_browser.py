@@ -193,6 +193,7 @@ PAGES = [
     ("/console/members?q=ចងចាំ", "Members"),
     ("/console/contacts/2", "បុប្ផា ចាន់"),
     ("/console/organisations/1", "Riverbank Survivors Network"),
+    ("/console/activity", "Activity"),
     ("PREVIEW", "Preview the announcement"),
 ]
 

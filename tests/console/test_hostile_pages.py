@@ -31,6 +31,7 @@ from forms.console import (
     ReasonForm,
     SignInForm,
 )
+from service.console.activity import KINDS, Line
 from service.console.announcing import Delivery
 from service.console.tallies import Tally
 from service.models import (
@@ -268,7 +269,27 @@ PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
         "/address/abc",
         lambda t: {"form": form(ButtonForm, t), "done": True},
     ),
+    "activity": (
+        "console/activity.html",
+        "/console/activity",
+        lambda t: {
+            "lines": [
+                Line(at=MOMENT, action=action, kind="contact", about=t, actor=t, detail=detail(t))
+                for action in ("contact.edited", t)
+            ],
+            "kinds": KINDS,
+            "kind": "contact",
+            "first": "2026-01-01",
+            "last": "2026-12-31",
+            "page": 1,
+            "more": True,
+        },
+    ),
 }
+
+
+def detail(text: str) -> dict[str, Any]:
+    return {"reason": text, "fields": [text, text], "answer": text, "ignored": text}
 
 
 def organisation(text: str) -> Organisation:
