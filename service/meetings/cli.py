@@ -207,7 +207,8 @@ def series_show(reference: str, as_json: bool) -> None:
     "--after", "after_text", default=None, metavar="DATE", help="Last day (default: now)."
 )
 @click.option("--reason", default="", help="Sent with the cancellation of meetings already made.")
-def series_end(reference: str, after_text: str | None, reason: str) -> None:
+@click.option("--reason-km", default="", help="The explanation in Khmer, for Khmer readers.")
+def series_end(reference: str, after_text: str | None, reason: str, reason_km: str) -> None:
     """End a series: no meeting after DATE; meetings already made for later are cancelled."""
     moment = now()
     after = moment
@@ -221,7 +222,9 @@ def series_end(reference: str, after_text: str | None, reason: str) -> None:
     try:
         with session_scope() as db:
             found = _find_series(db, reference)
-            cancelled = operations.end_series(db, found, after=after, now=moment, reason=reason)
+            cancelled = operations.end_series(
+                db, found, after=after, now=moment, reason=reason, reason_km=reason_km
+            )
             click.echo(
                 f"series {found.id} ends {local_text(after, found.timezone)}; "
                 f"{cancelled} meeting(s) already made for later cancelled"
@@ -337,14 +340,15 @@ def meetings_show(reference: str, as_json: bool) -> None:
 @meetings.command("cancel")
 @click.argument("reference")
 @click.option("--reason", default="", help="A short explanation sent to everyone invited.")
-def meetings_cancel(reference: str, reason: str) -> None:
+@click.option("--reason-km", default="", help="The explanation in Khmer, for Khmer readers.")
+def meetings_cancel(reference: str, reason: str, reason_km: str) -> None:
     """Cancel a meeting: everyone invited is told, follow-ups and reminders stop."""
     try:
         with session_scope() as db:
             meeting = operations.find_meeting(db, reference)
             if meeting is None:
                 raise MeetingError(f"no meeting {reference}")
-            told = operations.cancel(db, meeting, now=now(), reason=reason)
+            told = operations.cancel(db, meeting, now=now(), reason=reason, reason_km=reason_km)
             click.echo(f"meeting {meeting.id} cancelled; {told} invitees will be told")
     except MeetingError as exc:
         raise click.UsageError(str(exc)) from None
@@ -355,8 +359,15 @@ def meetings_cancel(reference: str, reason: str) -> None:
 @click.option("--starts-at", default=None, metavar="ISO")
 @click.option("--location", default=None)
 @click.option("--online-url", default=None, callback=web_link, help="http(s) link.")
+@click.option("--reason", default="", help="A short explanation sent with the update.")
+@click.option("--reason-km", default="", help="The explanation in Khmer, for Khmer readers.")
 def meetings_reschedule(
-    reference: str, starts_at: str | None, location: str | None, online_url: str | None
+    reference: str,
+    starts_at: str | None,
+    location: str | None,
+    online_url: str | None,
+    reason: str,
+    reason_km: str,
 ) -> None:
     """Move a meeting or change its place; everyone invited gets the update."""
     try:
@@ -371,6 +382,8 @@ def meetings_reschedule(
                 location=location,
                 online_url=online_url,
                 starts_at=parse_moment(starts_at) if starts_at else None,
+                reason=reason,
+                reason_km=reason_km,
             )
             click.echo(f"meeting {meeting.id} changed; {told} invitees will get the update")
     except MeetingError as exc:

@@ -193,7 +193,13 @@ def materialise(db: Session, *, now: datetime) -> int:
 
 
 def end_series(
-    db: Session, series: MeetingSeries, *, after: datetime, now: datetime, reason: str = ""
+    db: Session,
+    series: MeetingSeries,
+    *,
+    after: datetime,
+    now: datetime,
+    reason: str = "",
+    reason_km: str = "",
 ) -> int:
     """No occurrence of `series` after `after`; its meetings already made for later are
     cancelled (everyone invited is told). Returns how many were cancelled."""
@@ -210,7 +216,7 @@ def end_series(
         .order_by(Meeting.starts_at)
     ).all()
     for meeting in later:
-        cancel(db, meeting, now=now, reason=reason)
+        cancel(db, meeting, now=now, reason=reason, reason_km=reason_km)
     audit.record(db, "series.ended", series, at=now, after=after.isoformat(), cancelled=len(later))
     db.flush()
     return len(later)
@@ -442,6 +448,16 @@ def meeting_context(meeting: Meeting, lang: str) -> dict[str, object]:
     }
 
 
+def _in_language(change: dict[str, str], lang: str) -> dict[str, str]:
+    """The change with the coordinator's reason in `lang` (Khmer when given, else English)."""
+    if "reason_km" not in change:
+        return change
+    shown = {k: v for k, v in change.items() if k != "reason_km"}
+    if lang == "km" and change["reason_km"]:
+        shown["reason"] = change["reason_km"]
+    return shown
+
+
 def event_description(meeting: Meeting, lang: str, *, rsvp_url: str = "") -> str:
     """A calendar event's DESCRIPTION in `lang`: when, where, the online link and the agenda.
 
@@ -526,7 +542,7 @@ def _send(
     lang = contact.language.value
     config = settings()
     details = meeting_context(meeting, lang)
-    change = change or {}
+    change = _in_language(change or {}, lang)
     context: dict[str, object] = {
         "meeting": details,
         "change": change,
@@ -615,8 +631,12 @@ def reschedule(
     starts_at: datetime | None = None,
     location: str | None = None,
     online_url: str | None = None,
+    reason: str = "",
+    reason_km: str = "",
 ) -> int:
-    """Move a meeting or change its place; everyone invited gets an update to confirm."""
+    """Move a meeting or change its place; everyone invited gets one update, which keeps their
+    answer. Mail about the old version still waiting is withdrawn, and when the reminder for
+    the new time is already due, the update is that reminder: nobody gets two messages."""
     if meeting.status is MeetingStatus.CANCELLED:
         raise MeetingError("the meeting is cancelled")
     if meeting.starts_at <= now:
@@ -646,7 +666,18 @@ def reschedule(
             .where(Token.purpose == TokenPurpose.RSVP, Token.subject_id.in_(invitation_ids))
             .values(expires_at=ends_at(meeting))
         )
-    audit.record(db, "meeting.rescheduled", meeting, at=now, **change)
+    audit.record(db, "meeting.rescheduled", meeting, at=now, reason=reason, **change)
+    outbox.withdraw(
+        db,
+        _topic(meeting),
+        reason="the meeting changed; the update replaces it",
+        keep=lambda key: key.startswith(("update", "substitute")),
+    )
+    if now >= mail_due_at(meeting, meeting.reminder_days, settings()):
+        for invitation in meeting.invitations:
+            invitation.reminded_sequence = meeting.sequence
+    if reason or reason_km:
+        change.update(reason=reason, reason_km=reason_km)
     for invitation in meeting.invitations:
         _send(
             db,
@@ -672,7 +703,9 @@ def reschedule(
     return len(meeting.invitations)
 
 
-def cancel(db: Session, meeting: Meeting, *, now: datetime, reason: str = "") -> int:
+def cancel(
+    db: Session, meeting: Meeting, *, now: datetime, reason: str = "", reason_km: str = ""
+) -> int:
     """Cancel a meeting: everyone invited gets a CANCEL; pending follow-ups and reminders stop."""
     if meeting.status is MeetingStatus.CANCELLED:
         raise MeetingError("the meeting is already cancelled")
@@ -687,7 +720,15 @@ def cancel(db: Session, meeting: Meeting, *, now: datetime, reason: str = "") ->
         reason="the meeting was cancelled",
         keep=lambda key: key.startswith("cancel"),
     )
-    audit.record(db, "meeting.cancelled", meeting, at=now, reason=reason, withdrawn=withdrawn)
+    audit.record(
+        db,
+        "meeting.cancelled",
+        meeting,
+        at=now,
+        reason=reason,
+        reason_km=reason_km,
+        withdrawn=withdrawn,
+    )
     for invitation in meeting.invitations:
         context_key = f"cancel:{meeting.public_id}:{invitation.contact.public_id}"
         _send(
@@ -697,7 +738,7 @@ def cancel(db: Session, meeting: Meeting, *, now: datetime, reason: str = "") ->
             invitation,
             now=now,
             key=context_key,
-            change={"reason": reason},
+            change={"reason": reason, "reason_km": reason_km},
         )
         if invitation.substitute_email:  # they had the details when they were named
             _send(
@@ -707,7 +748,7 @@ def cancel(db: Session, meeting: Meeting, *, now: datetime, reason: str = "") ->
                 invitation,
                 now=now,
                 key=f"cancel-substitute:{meeting.public_id}:{invitation.id}",
-                change={"reason": reason},
+                change={"reason": reason, "reason_km": reason_km},
                 to_substitute=True,
             )
     db.flush()

@@ -229,7 +229,9 @@ def test_reschedule_sends_an_update_with_the_same_uid_and_keeps_answers(
     update = smtp_server.single_message_to("amara@riverbank.example")
     assert update.subject.startswith("Changed:")
     assert "THIS MEETING HAS CHANGED." in update.text
-    assert "New office" in update.text and "Please confirm your answer" in update.text
+    assert "New office" in update.text
+    assert "Your answer stays: Yes, I will attend." in update.text  # shown, and kept
+    assert "Your answer stays: Yes, I will attend." in update.html
     _, old_event = calendar_of(first)
     _, new_event = calendar_of(update)
     assert new_event["UID"] == old_event["UID"]
@@ -547,3 +549,79 @@ def test_one_click_unsubscribe_stops_later_invitations(
     assert Counter(m.rcpt_tos[0] for m in smtp_server.messages) == Counter(
         {"amara@riverbank.example": 1, "bopha@memory.example": 1}
     )
+
+
+def test_a_same_day_reschedule_sends_one_message_not_a_change_and_a_reminder(
+    app, client, clock, deliver, smtp_server, members, db
+):
+    clock.set(local(2027, 1, 5, 9, 0))
+    meeting_id = add_meeting(app, clock, local(2027, 1, 14, 14, 0))
+    deliver()
+    answer(client, smtp_server.single_message_to("amara@riverbank.example"), "yes")
+    clock.set(local(2027, 1, 13, 9, 0))  # reminder day: the reminder goes out
+    deliver()
+    smtp_server.clear()
+
+    clock.set(local(2027, 1, 13, 10, 0))  # an hour later the meeting moves by an hour
+    with app.app_context(), session_scope(app) as session:
+        meeting = session.get(Meeting, meeting_id)
+        operations.reschedule(session, meeting, now=clock(), starts_at=local(2027, 1, 14, 15, 0))
+    deliver()
+    deliver()
+
+    received = smtp_server.messages_to("amara@riverbank.example")
+    assert [m.subject.split(":")[0] for m in received] == ["Changed"]
+
+
+def test_reasons_for_a_change_and_a_cancellation_reach_each_member_in_their_language(
+    app, clock, deliver, smtp_server, members
+):
+    clock.set(local(2027, 1, 5, 9, 0))
+    meeting_id = add_meeting(app, clock, local(2027, 1, 14, 14, 0))
+    deliver()
+    smtp_server.clear()
+
+    result = app.test_cli_runner().invoke(
+        wg,
+        [
+            "meetings", "reschedule", str(meeting_id), "--starts-at", "2027-01-15T14:00",
+            "--reason", "The hall is booked.", "--reason-km", "សាលត្រូវបានកក់រួចហើយ។",
+        ],
+    )  # fmt: skip
+    deliver()
+    assert result.exit_code == 0, result.output
+    changed = {m.rcpt_tos[0]: m.text for m in smtp_server.messages}
+    assert "The hall is booked." in changed["amara@riverbank.example"]
+    assert "សាលត្រូវបានកក់រួចហើយ។" in changed["bopha@memory.example"]
+    assert "The hall is booked." not in changed["bopha@memory.example"]
+    smtp_server.clear()
+
+    result = app.test_cli_runner().invoke(
+        wg,
+        [
+            "meetings", "cancel", str(meeting_id),
+            "--reason", "No quorum.", "--reason-km", "មិនគ្រប់កូរ៉ុម។",
+        ],
+    )  # fmt: skip
+    deliver()
+    assert result.exit_code == 0, result.output
+    cancelled = {m.rcpt_tos[0]: m.text for m in smtp_server.messages}
+    assert "No quorum." in cancelled["chea@legal.example"]
+    assert "មិនគ្រប់កូរ៉ុម។" in cancelled["bopha@memory.example"]
+
+
+def test_an_event_without_a_place_has_the_online_link_as_location_and_in_its_description(
+    app, clock, deliver, smtp_server, members
+):
+    clock.set(local(2027, 1, 5, 9, 0))
+    add_meeting(app, clock, local(2027, 1, 14, 14, 0), location="")
+    deliver()
+
+    for address, agenda in (
+        ("amara@riverbank.example", "1. Reparations projects"),
+        ("bopha@memory.example", "១. គម្រោងសំណង"),
+    ):
+        _, event = calendar_of(smtp_server.single_message_to(address))
+        assert str(event["LOCATION"]) == "https://meet.example/wg"
+        description = str(event["DESCRIPTION"])
+        assert "https://meet.example/wg" in description and agenda in description
