@@ -82,17 +82,30 @@ def _moment(value: datetime | str) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+# Khmer dates and times follow one convention (docs/khmer-glossary.md): the CLDR `km` date
+# patterns through Babel, written in the locale's native digits (CLDR `khmr`), and a 24-hour
+# clock after the word ម៉ោង, because CLDR's km time patterns use the Latin markers AM/PM.
+KHMER_DIGITS = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
+KHMER_HOUR = "ម៉ោង"
+
+
 def format_when(value: datetime | str, lang: str, zone: str, width: str = "full") -> str:
     """A moment as the reader says it: the day, the time without seconds, the zone's name."""
     tz = ZoneInfo(zone)
     moment = _moment(value).astimezone(tz)
     day = babel_format_date(moment, width, locale=lang)
+    if lang == "km":
+        clock = babel_format_time(moment, "HH:mm", tzinfo=tz, locale=lang)
+        # CLDR's km zone names carry zero-width and ordinary spaces between words.
+        name = "".join(get_timezone_name(tz, locale=lang).replace("\u200b", " ").split())
+        return f"{day}, {KHMER_HOUR} {clock} ({name})".translate(KHMER_DIGITS)
     clock = babel_format_time(moment, "short", tzinfo=tz, locale=lang)
     return f"{day}, {clock} ({get_timezone_name(tz, locale=lang)})"
 
 
 def _format_day(value: datetime | str, lang: str, zone: str, width: str = "full") -> str:
-    return babel_format_date(_moment(value).astimezone(ZoneInfo(zone)), width, locale=lang)
+    day = babel_format_date(_moment(value).astimezone(ZoneInfo(zone)), width, locale=lang)
+    return day.translate(KHMER_DIGITS) if lang == "km" else day
 
 
 def autoescapes(template_name: str | None) -> bool:

@@ -86,12 +86,19 @@ def join_sent():  # type: ignore[no-untyped-def]
     return render_template("membership/join_sent.html")
 
 
+def _page_language() -> str:
+    """The language this page is in, carried to the page a button leads to (which has no
+    token to tell whose language it should speak)."""
+    return current_language()
+
+
 def _confirm_lookup(token: str):  # type: ignore[no-untyped-def]
     lookup, join_request = operations.find_by_token(
         db_session(), TokenPurpose.CONFIRM, token, now=now()
     )
     if lookup.token is None or join_request is None:
         abort(404)
+    g.language_hint = join_request.language.value  # the language the applicant chose
     return lookup, join_request
 
 
@@ -110,7 +117,7 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
         if operations.confirm_address(db_session(), token, now=now()) is None:
             return render_template("membership/confirm_used.html"), 410  # a press just before
         db_session().commit()
-        return redirect(url_for(".confirmed"))
+        return redirect(url_for(".confirmed", lang=_page_language()))
     return render_template("membership/confirm.html", form=form, request=join_request)
 
 
@@ -125,7 +132,7 @@ def resend_confirmation(token: str):  # type: ignore[no-untyped-def]
     if not operations.resend_confirmation(db_session(), token, now=now()):
         return render_template("membership/confirm_used.html"), 410
     db_session().commit()
-    return redirect(url_for(".join_sent"))
+    return redirect(url_for(".join_sent", lang=_page_language()))
 
 
 @bp.route("/confirmed")
@@ -158,7 +165,7 @@ def confirm_representative(token: str):  # type: ignore[no-untyped-def]
         if operations.confirm_representative(db_session(), token, now=now()) is None:
             return render_template("membership/confirm_used.html"), 410
         db_session().commit()
-        return redirect(url_for(".representative_confirmed"))
+        return redirect(url_for(".representative_confirmed", lang=_page_language()))
     return render_template("membership/confirm_representative.html", **page)
 
 
@@ -173,7 +180,7 @@ def resend_representative_link(token: str):  # type: ignore[no-untyped-def]
     if not operations.resend_representative_link(db_session(), token, now=now()):
         return render_template("membership/confirm_used.html"), 410
     db_session().commit()
-    return redirect(url_for(".join_sent"))
+    return redirect(url_for(".join_sent", lang=_page_language()))
 
 
 @bp.route("/representative/confirmed")
@@ -188,6 +195,7 @@ def review(token: str):  # type: ignore[no-untyped-def]
     )
     if lookup.token is None or join_request is None:
         abort(404)
+    g.language_hint = settings().coordinator_language
     if lookup.expired and join_request.status is RequestStatus.PENDING:
         abort(410)
     form = ReviewForm()

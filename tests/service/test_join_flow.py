@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -187,3 +189,23 @@ def test_the_website_field_takes_a_bare_domain(client, db, typed, stored):
     assert answer.status_code == 302
     request = db.scalars(select(JoinRequest)).one()
     assert request.submitted["website"] == stored
+
+
+@pytest.mark.parametrize("lang, browser", [("km", "en-US,en;q=0.9"), ("en", "km-KH,km;q=0.9")])
+def test_the_confirmation_pages_speak_the_language_the_applicant_chose_not_the_browsers(
+    client, smtp_server, deliver, lang, browser
+):
+    submit_join_form(client, lang=lang, language=lang)
+    deliver()
+    link = smtp_server.single_message_to("amara@riverbank.example").link("/confirm/")
+    phone = client.application.test_client()  # another device: no cookie, its own language
+    headers = {"Accept-Language": browser}
+
+    page = phone.get(link, headers=headers).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    pressed = phone.post(link, data={"csrf_token": token}, headers=headers)
+    after = phone.get(pressed.location, headers=headers).get_data(as_text=True)
+
+    assert f'<html lang="{lang}">' in page
+    assert pressed.status_code == 302
+    assert f'<html lang="{lang}">' in after
