@@ -294,3 +294,18 @@ class EraseForm(FlaskForm):
 
 class MergeForm(FlaskForm):
     into = SelectField(_l("Merge into"), validators=[InputRequired(_l("Choose one."))])
+
+
+class MinutesForm(FlaskForm):
+    """A meeting's minutes in Markdown, English and (optionally) Khmer."""
+
+    body_en = TextAreaField(
+        _l("Minutes in English"),
+        [InputRequired(_l("Write the text.")), Length(max=50000), CleanText()],
+        filters=[normalise_text],
+    )
+    body_km = TextAreaField(
+        _l("Minutes in Khmer (optional)"),
+        [Optional(), Length(max=50000), CleanText()],
+        filters=[normalise_text],
+    )

@@ -7,18 +7,20 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 
-from forms.console import CancelMeetingForm, EditMeetingForm, NewMeetingForm
+from forms.console import CancelMeetingForm, EditMeetingForm, MinutesForm, NewMeetingForm
 from service.clock import now
 from service.config import settings
 from service.console import planning, tallies
 from service.console.blueprint import bp, record
 from service.db import db_session
-from service.meetings import operations
+from service.meetings import attendance, operations
 from service.meetings.editing import MeetingEdit, edit_meeting
 from service.meetings.operations import MeetingDetails, MeetingError
 from service.meetings.schedule import RuleError
 from service.models import Meeting, MeetingStatus
+from service.notices.announcements import render_markdown
 
 
 def _zone() -> str:
@@ -105,13 +107,24 @@ def _meeting(meeting_id: str) -> Meeting:
 def meeting(meeting_id: str):  # type: ignore[no-untyped-def]
     """The attendance sheet: every invitee, their answer and how it came."""
     found = _meeting(meeting_id)
-    db = db_session()
+    db, moment = db_session(), now()
+    minutes = attendance.minutes_of(db, found)
     return render_template(
         "console/meeting.html",
         meeting=found,
         tally=tallies.tally(db, found),
         attended=planning.attendance_of(db, found),
-        changeable=found.status is MeetingStatus.SCHEDULED and found.starts_at > now(),
+        changeable=found.status is MeetingStatus.SCHEDULED and found.starts_at > moment,
+        held=found.status is MeetingStatus.SCHEDULED and found.starts_at <= moment,
+        minutes=minutes,
+        minutes_html={
+            lang: Markup(render_markdown(text))  # sanitised
+            for lang, text in (("en", minutes.body_en), ("km", minutes.body_km))
+            if text
+        }
+        if minutes
+        else {},
+        minutes_form=MinutesForm(formdata=None),
     )
 
 

@@ -2,6 +2,7 @@
 
 from service.console import (  # noqa: F401  (importing a module registers its routes)
     activity_pages,
+    attendance_pages,
     meeting_pages,
     member_pages,
     news,

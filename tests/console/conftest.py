@@ -7,7 +7,10 @@ import re
 import pytest
 from flask.testing import FlaskClient
 
+from service.db import session_scope
+from service.meetings import operations
 from tests.mail import SmtpRecorder
+from tests.service.test_meetings import details, local
 from tests.web import csrf_token
 
 COORDINATOR = "coordinator@wg.test"
@@ -57,3 +60,18 @@ def console(client, deliver, smtp_server) -> FlaskClient:
 def post(client: FlaskClient, path: str, form_page: str | None = None, **data: str):
     """POST to a console path with the CSRF token of `form_page` (default: the path)."""
     return client.post(path, data={"csrf_token": page_csrf(client, form_page or path), **data})
+
+
+@pytest.fixture
+def invited(app, client, clock, make_member, deliver, smtp_server):
+    """Two members invited to a meeting on 14 January 2027; the console signed in."""
+    clock.set(local(2027, 1, 5, 9, 0))
+    make_member("amara@riverbank.example", name="Amara")
+    make_member("bopha@memory.example", name="Bopha", language="km", organisation="Memory")
+    with app.app_context(), session_scope() as session:
+        meeting = operations.add_meeting(session, details(local(2027, 1, 14, 14, 0)), now=clock())
+        meeting_id = meeting.id
+    deliver()
+    sign_in(client, deliver, smtp_server)
+    smtp_server.clear()
+    return meeting_id

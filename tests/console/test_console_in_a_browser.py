@@ -194,6 +194,7 @@ PAGES = [
     ("/console/contacts/2", "បុប្ផា ចាន់"),
     ("/console/organisations/1", "Riverbank Survivors Network"),
     ("/console/activity", "Activity"),
+    ("/console/attendance", "Attendance"),
     ("PREVIEW", "Preview the announcement"),
 ]
 

@@ -27,13 +27,16 @@ from forms.console import (
     EditMeetingForm,
     EraseForm,
     MergeForm,
+    MinutesForm,
     NewMeetingForm,
     ReasonForm,
     SignInForm,
 )
 from service.console.activity import KINDS, Line
 from service.console.announcing import Delivery
+from service.console.charts import stacked
 from service.console.tallies import Tally
+from service.meetings.attendance import MeetingFigures, OrganisationFigures
 from service.models import (
     Announcement,
     AnswerChannel,
@@ -41,6 +44,7 @@ from service.models import (
     Invitation,
     Language,
     Meeting,
+    MeetingMinutes,
     MeetingSeries,
     MeetingStatus,
     Organisation,
@@ -219,6 +223,36 @@ PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
             "tally": tally(t),
             "attended": {},
             "changeable": True,
+            "held": False,
+            "minutes": None,
+            "minutes_html": {},
+            "minutes_form": form(MinutesForm, t),
+        },
+    ),
+    "meeting held": (
+        "console/meeting.html",
+        "/console/meetings/1",
+        lambda t: {
+            "meeting": meeting(t),
+            "tally": tally(t),
+            "attended": {},
+            "changeable": False,
+            "held": True,
+            "minutes": MeetingMinutes(published_at=MOMENT, published_by=t, body_en=t),
+            "minutes_html": {"en": Safe(render_markdown(t))},
+            "minutes_form": form(MinutesForm, t),
+        },
+    ),
+    "attendance": (
+        "console/attendance.html",
+        "/console/attendance",
+        lambda t: {
+            "year": 2027,
+            "years": [2027],
+            "meetings": [MeetingFigures(meeting(t), {"yes": 1, "maybe": 0, "no": 2, "none": 3}, 1)],
+            "organisations": [OrganisationFigures(t, 1, 1, 1)],
+            "meeting_chart": stacked([(t, [("yes", 1), ("no", 2)], [("came", 1)])]),
+            "organisation_chart": stacked([(t, [("yes", 1)], [("came", 1)])]),
         },
     ),
     "meeting edit": (

@@ -6,14 +6,11 @@ import csv
 import io
 
 import icalendar
-import pytest
 from sqlalchemy import select
 
-from service.db import session_scope
-from service.meetings import operations
 from service.models import AuditEvent, Invitation, Meeting, MeetingSeries, MeetingStatus, Rsvp
-from tests.console.conftest import COORDINATOR, post, sign_in
-from tests.service.test_meetings import details, local
+from tests.console.conftest import COORDINATOR, post
+from tests.service.test_meetings import local
 
 EDIT_FIELDS = {
     "title_en": "Monthly meeting",
@@ -26,21 +23,6 @@ EDIT_FIELDS = {
     "time": "14:00",
     "tell": "notice",
 }
-
-
-@pytest.fixture
-def invited(app, client, clock, make_member, deliver, smtp_server):
-    """Two members invited to a meeting on 14 January 2027; the console signed in."""
-    clock.set(local(2027, 1, 5, 9, 0))
-    make_member("amara@riverbank.example", name="Amara")
-    make_member("bopha@memory.example", name="Bopha", language="km", organisation="Memory")
-    with app.app_context(), session_scope() as session:
-        meeting = operations.add_meeting(session, details(local(2027, 1, 14, 14, 0)), now=clock())
-        meeting_id = meeting.id
-    deliver()
-    sign_in(client, deliver, smtp_server)
-    smtp_server.clear()
-    return meeting_id
 
 
 def calendar_of(mail) -> icalendar.Event:  # type: ignore[no-untyped-def]
