@@ -309,3 +309,24 @@ class MinutesForm(FlaskForm):
         [Optional(), Length(max=50000), CleanText()],
         filters=[normalise_text],
     )
+
+
+class SeriesForm(MeetingTextForm):
+    """What a series' meetings say and where they are (their days come from its rule)."""
+
+    day = None  # type: ignore[assignment]
+    time = None  # type: ignore[assignment]
+
+
+class EndSeriesForm(FlaskForm):
+    last_day = DateField(_l("Last day of the series"), [InputRequired(_l("Give the day."))])
+    reason_en = TextAreaField(
+        _l("Reason in English, for the meetings cancelled after it"),
+        [Optional(), Length(max=1000), CleanText()],
+        filters=[normalise_text],
+    )
+    reason_km = TextAreaField(
+        _l("Reason in Khmer"),
+        [Optional(), Length(max=1000), CleanText()],
+        filters=[normalise_text],
+    )

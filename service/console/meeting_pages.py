@@ -9,17 +9,24 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from forms.console import CancelMeetingForm, EditMeetingForm, MinutesForm, NewMeetingForm
+from forms.console import (
+    CancelMeetingForm,
+    EditMeetingForm,
+    EndSeriesForm,
+    MinutesForm,
+    NewMeetingForm,
+    SeriesForm,
+)
 from service.clock import now
 from service.config import settings
 from service.console import planning, tallies
 from service.console.blueprint import bp, record
 from service.db import db_session
-from service.meetings import attendance, operations
+from service.meetings import attendance, editing, operations
 from service.meetings.editing import MeetingEdit, edit_meeting
 from service.meetings.operations import MeetingDetails, MeetingError
 from service.meetings.schedule import RuleError
-from service.models import Meeting, MeetingStatus
+from service.models import Meeting, MeetingSeries, MeetingStatus
 from service.notices.announcements import render_markdown
 
 
@@ -197,10 +204,14 @@ def cancel(meeting_id: str):  # type: ignore[no-untyped-def]
         return render_template("console/meeting_cancel.html", **page)
     if not form.validate_on_submit():
         return render_template("console/meeting_cancel.html", **page), 400
-    # Both languages in one reason, English first, until cancel() takes one per language.
-    reason = "\n\n".join(part for part in (form.reason_en.data, form.reason_km.data) if part)
     try:
-        told = operations.cancel(db_session(), found, now=now(), reason=reason)
+        told = operations.cancel(
+            db_session(),
+            found,
+            now=now(),
+            reason=form.reason_en.data,
+            reason_km=form.reason_km.data or "",
+        )
     except MeetingError as exc:
         db_session().rollback()
         page["problem"] = _problem(str(exc))
@@ -208,3 +219,68 @@ def cancel(meeting_id: str):  # type: ignore[no-untyped-def]
     db_session().commit()
     flash(_("The meeting is cancelled. %(count)s invitees are told.", count=told))
     return redirect(url_for(".meeting", meeting_id=found.id), code=303)
+
+
+def _series_page(series: MeetingSeries, status: int = 200, **forms: object):  # type: ignore[no-untyped-def]
+    form = forms.get("form") or SeriesForm(formdata=None, obj=series)
+    page = dict(
+        series=series,
+        form=form,
+        end_form=forms.get("end_form") or EndSeriesForm(formdata=None),
+        dates=operations.coming_dates(series, now=now(), count=planning.PREVIEW_COUNT),
+        problem=forms.get("problem", ""),
+    )
+    return render_template("console/series.html", **page), status
+
+
+@bp.route("/console/series/<series_id>", methods=["GET", "POST"])
+def series(series_id: str):  # type: ignore[no-untyped-def]
+    """A series: its next dates; change what its meetings say, or end it."""
+    found = record(MeetingSeries, series_id)
+    if request.method == "GET":
+        return _series_page(found)
+    form = SeriesForm()
+    if not form.validate_on_submit():
+        return _series_page(found, 400, form=form)
+    values = {name: getattr(form, name).data or "" for name in editing.SERIES_FIELDS}
+    try:
+        changed = editing.edit_series(db_session(), found, values, now=now())
+    except MeetingError:
+        db_session().rollback()
+        return _series_page(
+            record(MeetingSeries, series_id), 400, form=form, problem=_("Nothing was changed.")
+        )
+    db_session().commit()
+    flash(
+        _(
+            "Saved for the meetings to come (%(count)s already planned and not yet invited). "
+            "Change a meeting whose invitations went out on its own page.",
+            count=changed,
+        )
+    )
+    return redirect(url_for(".series", series_id=found.id), code=303)
+
+
+@bp.route("/console/series/<series_id>/end", methods=["POST"])
+def end_series(series_id: str):  # type: ignore[no-untyped-def]
+    found = record(MeetingSeries, series_id)
+    form = EndSeriesForm()
+    if not form.validate_on_submit():
+        return _series_page(found, 400, end_form=form)
+    after = planning.end_of_day(form.last_day.data, found.timezone)
+    try:
+        cancelled = operations.end_series(
+            db_session(),
+            found,
+            after=after,
+            now=now(),
+            reason=form.reason_en.data or "",
+            reason_km=form.reason_km.data or "",
+        )
+    except MeetingError:
+        db_session().rollback()
+        problem = _("A series cannot end in the past. Choose today or a later day.")
+        return _series_page(record(MeetingSeries, series_id), 400, end_form=form, problem=problem)
+    db_session().commit()
+    flash(_("The series ends. %(count)s meetings after it are cancelled.", count=cancelled))
+    return redirect(url_for(".series", series_id=found.id), code=303)

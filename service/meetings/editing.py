@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from emails import names
 from service import audit, outbox
 from service.meetings.operations import MeetingError, meeting_context, reschedule
 from service.membership.operations import unsubscribe_links
-from service.models import Meeting, MeetingStatus
+from service.models import Invitation, Meeting, MeetingSeries, MeetingStatus
 
 TEXTS = ("title_en", "title_km", "agenda_en", "agenda_km")
 
@@ -99,3 +100,39 @@ def _send_notices(db: Session, meeting: Meeting, *, now: datetime) -> int:
             topic=f"meeting:{meeting.id}",
         )
     return len(meeting.invitations)
+
+
+SERIES_FIELDS = ("title_en", "title_km", "agenda_en", "agenda_km", "location", "online_url")
+
+
+def edit_series(
+    db: Session, series: MeetingSeries, values: dict[str, str], *, now: datetime
+) -> int:
+    """Change what a series' meetings say and where they are, for the meetings it makes from
+    now on and those made but not yet invited; returns how many made meetings changed.
+
+    Meetings whose invitations went out keep their details: change those one by one, so their
+    invitees get the update.
+    """
+    changed = [name for name in SERIES_FIELDS if getattr(series, name) != values[name]]
+    if not changed:
+        raise MeetingError("nothing would change")
+    if not values["location"] and not values["online_url"]:
+        raise MeetingError("a meeting needs a place or an online link")
+    for name in changed:
+        setattr(series, name, values[name])
+    quiet = db.scalars(
+        select(Meeting).where(
+            Meeting.series_id == series.id,
+            Meeting.status == MeetingStatus.SCHEDULED,
+            Meeting.starts_at > now,
+            ~exists().where(Invitation.meeting_id == Meeting.id),
+        )
+    ).all()
+    for meeting in quiet:
+        for name in changed:
+            setattr(meeting, name, values[name])
+        meeting.updated_at = now
+    audit.record(db, "series.edited", series, at=now, fields=changed, meetings=len(quiet))
+    db.flush()
+    return len(quiet)

@@ -82,6 +82,10 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installat
             "--starts-at", "2099-01-14T14:00", "--invite-days", "36500",
             "--location", "Documentation centre, Phnom Penh", "--agenda", "1. Reparations",
         )  # fmt: skip
+        setup.wg(
+            "series", "add", "--title", "Monthly meeting", "--rrule", "FREQ=MONTHLY;BYDAY=2TH",
+            "--starts-at", "2099-02-12T14:00", "--location", "Documentation centre",
+        )  # fmt: skip
         with wg_server(
             env,
             "web", "--port", str(port), "--workers", "2",
@@ -189,6 +193,7 @@ PAGES = [
     ("/console/meetings/1", "Monthly meeting"),
     ("/console/meetings/1/edit", "Change the meeting"),
     ("/console/meetings/1/cancel", "Cancel the meeting"),
+    ("/console/series/1", "Monthly meeting"),
     ("/console/members", "Members"),
     ("/console/members?q=ចងចាំ", "Members"),
     ("/console/contacts/2", "បុប្ផា ចាន់"),

@@ -25,11 +25,13 @@ from forms.console import (
     ColleagueForm,
     ContactForm,
     EditMeetingForm,
+    EndSeriesForm,
     EraseForm,
     MergeForm,
     MinutesForm,
     NewMeetingForm,
     ReasonForm,
+    SeriesForm,
     SignInForm,
 )
 from service.console.activity import KINDS, Line
@@ -241,6 +243,17 @@ PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
             "minutes": MeetingMinutes(published_at=MOMENT, published_by=t, body_en=t),
             "minutes_html": {"en": Safe(render_markdown(t))},
             "minutes_form": form(MinutesForm, t),
+        },
+    ),
+    "series": (
+        "console/series.html",
+        "/console/series/1",
+        lambda t: {
+            "series": series(t),
+            "form": form(SeriesForm, t),
+            "end_form": form(EndSeriesForm, t),
+            "dates": [MOMENT],
+            "problem": t,
         },
     ),
     "attendance": (

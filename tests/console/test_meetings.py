@@ -141,3 +141,29 @@ def test_a_series_from_plain_choices_shows_its_dates_and_refuses_a_first_day_it_
     assert made.rrule == "FREQ=MONTHLY;BYDAY=2TH"
     page = client.get("/console/meetings?year=2027").get_data(as_text=True)
     assert page.count("Monthly meeting") >= 2
+
+
+def test_a_series_is_listed_changed_and_ended_from_the_console(client, invited, db):
+    series = {
+        **EDIT_FIELDS, "duration": "120", "repeat": "monthly_weekday", "ordinal": "2",
+        "weekday": "TH", "day": "2027-02-11",
+    }  # fmt: skip
+    post(client, "/console/meetings/new", **series, action="create")
+    (made,) = db.scalars(select(MeetingSeries)).all()
+    path = f"/console/series/{made.id}"
+    assert "Thursday, March 11, 2027" in client.get(path).get_data(as_text=True)
+
+    changed = post(client, path, **{**EDIT_FIELDS, "title_en": "Working group meeting"})
+    ended = post(
+        client, f"{path}/end", path, last_day="2027-02-28", reason_en="We meet less often."
+    )
+
+    assert changed.status_code == ended.status_code == 303
+    meetings = db.scalars(
+        select(Meeting).where(Meeting.series_id == made.id).order_by(Meeting.starts_at)
+    ).all()
+    assert [m.title_en for m in meetings] == ["Working group meeting"] * len(meetings)
+    assert [m.status for m in meetings[1:]] == [MeetingStatus.CANCELLED] * (len(meetings) - 1)
+    assert meetings[0].status is MeetingStatus.SCHEDULED
+    page = client.get(path).get_data(as_text=True)
+    assert "Thursday, February 11, 2027" in page and "March 11, 2027" not in page
