@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,9 @@ MEMBERS = """\
 organization,name,email,language,role,phone
 Riverbank Survivors Network,Amara Sok,amara@riverbank.example,en,Director,+855 12 345 678
 សមាគមការចងចាំ,បុប្ផា ចាន់,bopha@memory.example,km,ប្រធាន,
+Riverbank Survivors Network,Dara Chan,dara@riverbank.example,km,Officer,
+Justice Voices Collective,Sophea Lim,sophea@justicevoices.example,en,Coordinator,
+Justice Voices Collective,Vannak Sam,vannak@justicevoices.example,km,,
 """
 
 
@@ -55,8 +59,13 @@ class Installation:
 
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+    with running_installation(tmp_path_factory.mktemp("console")) as setup:
+        yield setup
+
+
+@contextmanager
+def running_installation(folder: Path) -> Iterator[Installation]:
     """`wg web` on SQLite with members, a meeting and a join request waiting for a decision."""
-    folder = tmp_path_factory.mktemp("console")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with SmtpRecorder() as mail:
