@@ -18,6 +18,10 @@ ALL += (MEETING_SUBSTITUTE,)
 MEMBER_LEFT = "member_left"  # to the coordinators: someone left the group on their own page
 
 ALL += (MEMBER_LEFT,)
+JOIN_ALREADY_MEMBER = "join_already_member"  # a member used the join form: their own page
+JOIN_KNOWN_MEMBER = "join_known_member"  # to the coordinators: that a member used the form
+
+ALL += (JOIN_ALREADY_MEMBER, JOIN_KNOWN_MEMBER)
 ANNOUNCEMENT = "announcement"
 
 ALL += (ANNOUNCEMENT,)

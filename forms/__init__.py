@@ -9,6 +9,7 @@ from forms.member import (
     MemberDetailsForm,
     StopMailForm,
 )
+from forms.review import SameNameReviewForm
 from forms.rsvp import PreferencesForm, RsvpForm, UnsubscribeForm
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PreferencesForm",
     "ReviewForm",
     "RsvpForm",
+    "SameNameReviewForm",
     "StopMailForm",
     "UnsubscribeForm",
 ]

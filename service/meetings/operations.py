@@ -28,7 +28,12 @@ from service.meetings.schedule import (
     parse_rule,
 )
 from service.membership import links
-from service.membership.operations import is_suppressed, unsubscribe_links, unsubscribe_targets
+from service.membership.operations import (
+    answer_members_who_used_the_join_form,
+    is_suppressed,
+    unsubscribe_links,
+    unsubscribe_targets,
+)
 from service.models import (
     AnswerChannel,
     Contact,
@@ -244,20 +249,25 @@ class DueReport:
     reminded: int = 0
     skipped: int = 0
     outside_window: bool = False
+    join_answers: int = 0  # members who used the join form, pointed to their own page
 
     def summary(self) -> str:
+        answers = f"; join answers {self.join_answers}" if self.join_answers else ""
         if self.outside_window:
-            return "outside the sending window: no meeting mail queued"
+            return f"outside the sending window: no meeting mail queued{answers}"
         return (
             f"meetings made {self.meetings_created}, invitations {self.invited}, "
             f"follow-ups {self.followed_up}, reminders {self.reminded}, skipped {self.skipped}"
+            f"{answers}"
         )
 
 
 def enqueue_due(db: Session, *, now: datetime) -> DueReport:
-    """Queue every invitation, follow-up and reminder that is due at `now`."""
+    """Queue every invitation, follow-up and reminder that is due at `now` (and, at any hour,
+    the answer to members who used the join form, which the form itself leaves to the clock)."""
     config = settings()
     report = DueReport(meetings_created=materialise(db, now=now))
+    report.join_answers = answer_members_who_used_the_join_form(db, now=now)
     if not in_window(now, config.timezone, config.window):
         report.outside_window = True
         return report

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emails import names
-from service import audit, outbox, tokens
+from service import audit, coordinators, outbox, tokens
 from service.config import settings
 from service.meetings.operations import AnswerData, can_answer, mail_due_at, record_answer
 from service.membership import operations
@@ -163,12 +163,12 @@ def leave(db: Session, contact: Contact, *, whole_organisation: bool, now: datet
     if inactive:
         organisation.status = OrganisationStatus.INACTIVE
         audit.record(db, "organisation.left", organisation, at=now, actor=contact.email)
-    for coordinator in settings().coordinator_emails:
+    for coordinator, coordinator_language in coordinators.recipients(db):
         outbox.enqueue(
             db,
             names.MEMBER_LEFT,
             to=coordinator,
-            lang=settings().coordinator_language,
+            lang=coordinator_language,
             dedupe_key=f"member-left:{contact.public_id}:{now.isoformat()}:{coordinator}",
             context={
                 "organisation_name": organisation.name,

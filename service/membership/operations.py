@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -57,6 +58,9 @@ class Application:
     representatives: list[dict[str, str]] = field(default_factory=list)
 
 
+ALREADY_A_MEMBER = "the address is already a member"
+
+
 def _why_no_link(db: Session, email: str, *, now: datetime) -> str:
     """Why a confirmation link must not go to `email` now; "" when it may.
 
@@ -87,7 +91,7 @@ def _why_no_link(db: Session, email: str, *, now: datetime) -> str:
     )
     is_member, is_under_review, links = db.execute(select(member, under_review, recent_links)).one()
     if is_member:
-        return "the address is already a member"
+        return ALREADY_A_MEMBER
     if is_under_review:
         return "the address already has a request under review"
     if links >= FRESH_LINKS_PER_HOUR:
@@ -117,6 +121,107 @@ def submit_join_request(db: Session, application: Application, *, now: datetime)
     audit.record(db, "join.submitted", request, at=now, actor=application.email, not_sent=reason)
     _send_confirmation(db, request, now=now, skipped_because=reason)
     return request
+
+
+# How long after a member used the join form the answer can still go out (after downtime).
+KNOWN_MEMBER_ANSWER_WINDOW = timedelta(days=2)
+
+
+def answer_members_who_used_the_join_form(db: Session, *, now: datetime) -> int:
+    """Answer each member who filled in the join form with their own address: their page, and
+    a word to the coordinators. Run by the scheduler, not in the request, so that submitting
+    the form costs the same whether or not the address is a member's. Returns how many."""
+    marker = f"not sent: {ALREADY_A_MEMBER}"
+    unsent = db.scalars(
+        select(OutboundEmail.dedupe_key).where(
+            OutboundEmail.template == names.JOIN_CONFIRM,
+            OutboundEmail.status == OutboxStatus.EXPIRED,
+            OutboundEmail.last_error == marker,
+            OutboundEmail.created_at > now - KNOWN_MEMBER_ANSWER_WINDOW,
+        )
+    ).all()
+    requests = {key.split(":")[1] for key in unsent}  # join-confirm:<request>:<n>
+    answered = set(
+        db.scalars(
+            select(OutboundEmail.dedupe_key).where(
+                OutboundEmail.dedupe_key.in_([f"join-known:{r}" for r in requests])
+            )
+        )
+    )
+    count = 0
+    for public_id in sorted(requests):
+        if f"join-known:{public_id}" in answered:
+            continue
+        request = db.scalars(select(JoinRequest).where(JoinRequest.public_id == public_id)).one()
+        _point_member_to_their_page(db, request, now=now)
+        count += 1
+    return count
+
+
+def _point_member_to_their_page(db: Session, request: JoinRequest, *, now: datetime) -> None:
+    """A member who fills in the join form again (often to add a colleague) gets, at their own
+    address, their membership page with its "add a colleague" part; the coordinators are told.
+
+    Nothing is changed on the form's word: whoever typed the address may not be its owner.
+    At most one such message an hour to the member, and one a day to the coordinators."""
+    active = Contact.status == ContactStatus.ACTIVE
+    contact = db.scalars(select(Contact).where(Contact.email == request.email, active)).first()
+    key = f"join-known:{request.public_id}"
+    if contact is None:  # no longer a member: nothing to point to; the row marks it answered
+        outbox.enqueue(
+            db, names.JOIN_ALREADY_MEMBER, to=request.email, lang=request.language,
+            dedupe_key=key, context={}, now=now, skipped_because="no longer a member",
+        )  # fmt: skip
+        return
+    recent = db.scalar(
+        select(func.count()).where(
+            OutboundEmail.recipient == contact.email,
+            OutboundEmail.template == names.JOIN_ALREADY_MEMBER,
+            OutboundEmail.status != OutboxStatus.EXPIRED,
+            OutboundEmail.created_at > now - LINK_WINDOW,
+        )
+    )
+    if recent:
+        outbox.enqueue(
+            db, names.JOIN_ALREADY_MEMBER, to=contact.email, lang=contact.language,
+            dedupe_key=key, context={}, now=now, skipped_because="one went out within the hour",
+        )  # fmt: skip
+        return
+    submitted = request.submitted
+    page = links.for_message(db, contact, now=now)["member_url"]
+    outbox.enqueue(
+        db,
+        names.JOIN_ALREADY_MEMBER,
+        to=contact.email,
+        to_name=contact.name,
+        lang=contact.language,
+        dedupe_key=key,
+        context={
+            "organisation_name": contact.organisation.name,
+            "member_url": page,
+            "colleague_url": f"{page}#colleague",
+            "named": submitted["representatives"],
+        },
+        now=now,
+    )
+    for coordinator, coordinator_language in coordinators.recipients(db):
+        outbox.enqueue(
+            db,
+            names.JOIN_KNOWN_MEMBER,
+            to=coordinator,
+            lang=coordinator_language,
+            dedupe_key=f"join-known:{contact.public_id}:{now:%Y%m%d}:{coordinator}",
+            context={
+                "member_name": contact.name,
+                "member_email": contact.email,
+                "organisation_name": contact.organisation.name,
+                "request": {k: submitted[k] for k in ("organisation_name", "name")},
+                "named": submitted["representatives"],
+                "reply_to": contact.email,
+                "reply_to_name": contact.name,
+            },
+            now=now,
+        )
 
 
 def _send_confirmation(
@@ -288,6 +393,7 @@ def decide(
     reviewer: str,
     note: str,
     now: datetime,
+    into: Organisation | None = None,
 ) -> bool:
     """Approve or decline a pending request, once. False when it was already decided.
 
@@ -299,7 +405,7 @@ def decide(
     if not _move(db, request, RequestStatus.PENDING, decision, **values):
         return False
     if approve:
-        _approve(db, request, now=now)
+        _approve(db, request, now=now, into=into)
     else:
         outbox.enqueue(
             db,
@@ -316,26 +422,57 @@ def decide(
     return True
 
 
-def _approve(db: Session, request: JoinRequest, *, now: datetime) -> None:
-    """The organisation, its applicant as an active contact, and its further representatives
-    asked to confirm their own addresses. No member of another organisation is touched."""
+def comparable_name(name: str) -> str:
+    """An organisation's name as names are compared: case, spaces and punctuation ignored
+    ("KK-Test  Org." is "kktestorg"); Khmer vowel signs and subscripts are kept."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LMN")
+
+
+def same_name_organisation(db: Session, request: JoinRequest) -> Organisation | None:
+    """A member organisation whose name is the request's, but for case, spaces and
+    punctuation: approving should then ask whether the people join it. Active ones first."""
+    wanted = comparable_name(request.submitted["organisation_name"])
+    found = [
+        organisation
+        for organisation in db.scalars(select(Organisation).order_by(Organisation.id))
+        if comparable_name(organisation.name) == wanted
+    ]
+    found.sort(key=lambda o: o.status is not OrganisationStatus.ACTIVE)
+    return found[0] if found else None
+
+
+def _approve(
+    db: Session, request: JoinRequest, *, now: datetime, into: Organisation | None = None
+) -> None:
+    """The organisation (a new one, or `into`, an existing one the coordinator chose), its
+    applicant as an active contact, and its further representatives asked to confirm their
+    own addresses. No member of another organisation is touched."""
     submitted = request.submitted
-    organisation = Organisation(
-        name=submitted["organisation_name"],
-        kind=OrganisationKind(submitted["kind"]),
-        website=submitted["website"],
-        represented_in_cambodia=submitted["represented_in_cambodia"],
-        cambodia_location=submitted["cambodia_location"],
-        work_summary=submitted["work_summary"],
-        status=OrganisationStatus.ACTIVE,
-        created_at=now,
-    )
-    db.add(organisation)
-    db.flush()
-    request.organisation_id = organisation.id
     actor = request.reviewed_by
-    audit.record(db, "join.approved", request, at=now, actor=actor)
-    audit.record(db, "organisation.created", organisation, at=now, actor=actor)
+    if into is not None:
+        organisation = into
+        if organisation.status is not OrganisationStatus.ACTIVE:
+            organisation.status = OrganisationStatus.ACTIVE
+            audit.record(db, "organisation.reactivated", organisation, at=now, actor=actor)
+        request.organisation_id = organisation.id
+        audit.record(db, "join.approved", request, at=now, actor=actor, into=organisation.id)
+    else:
+        organisation = Organisation(
+            name=submitted["organisation_name"],
+            kind=OrganisationKind(submitted["kind"]),
+            website=submitted["website"],
+            represented_in_cambodia=submitted["represented_in_cambodia"],
+            cambodia_location=submitted["cambodia_location"],
+            work_summary=submitted["work_summary"],
+            status=OrganisationStatus.ACTIVE,
+            created_at=now,
+        )
+        db.add(organisation)
+        db.flush()
+        request.organisation_id = organisation.id
+        audit.record(db, "join.approved", request, at=now, actor=actor)
+        audit.record(db, "organisation.created", organisation, at=now, actor=actor)
 
     language = Language(submitted["language"])
     applicant = {key: submitted[key] for key in ("name", "email", "role", "phone")}

@@ -14,6 +14,7 @@ from forms import (
     MemberDetailsForm,
     PreferencesForm,
     ReviewForm,
+    SameNameReviewForm,
     StopMailForm,
     UnsubscribeForm,
 )
@@ -198,13 +199,15 @@ def review(token: str):  # type: ignore[no-untyped-def]
     g.language_hint = settings().coordinator_language
     if lookup.expired and join_request.status is RequestStatus.PENDING:
         abort(410)
-    form = ReviewForm()
     decided = join_request.status is not RequestStatus.PENDING
+    same_name = None if decided else operations.same_name_organisation(db_session(), join_request)
+    form = SameNameReviewForm() if same_name is not None else ReviewForm()
     page = dict(
         form=form,
         request=join_request,
         submitted=join_request.submitted,
         members=operations.already_members(db_session(), join_request),
+        same_name=same_name,
     )
     if request.method == "POST":
         if decided:
@@ -218,6 +221,7 @@ def review(token: str):  # type: ignore[no-untyped-def]
             reviewer=lookup.token.holder,
             note=form.note.data or "",
             now=now(),
+            into=same_name if request.form.get("destination") == "existing" else None,
         ):  # another coordinator decided a moment ago: the page shows their decision
             return render_template("membership/review.html", **page), 409
         db_session().commit()

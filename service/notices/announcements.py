@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emails import names
-from service import audit, outbox, tokens
+from service import audit, coordinators, outbox, tokens
 from service.config import settings
 from service.membership import links
 from service.models import (
@@ -117,7 +117,7 @@ def announce(
     shared = {"en": english, "km": _shared(subject_km, body_km) if subject_km else english}
     languages = ["en", "km"] if subject_km.strip() else ["en"]
     if test:
-        recipients, opted_out = _coordinators(item, languages)
+        recipients, opted_out = _coordinators(db, item, languages)
     else:
         recipients, opted_out = _members(db, item, now=now)
     outbox.enqueue_many(
@@ -156,7 +156,9 @@ def _refuse_a_repeat(
         )
 
 
-def _coordinators(item: Announcement, languages: list[str]) -> tuple[list[dict[str, object]], int]:
+def _coordinators(
+    db: Session, item: Announcement, languages: list[str]
+) -> tuple[list[dict[str, object]], int]:
     """A test: each coordinator gets every language version, to read before members do."""
     preview = {
         "url": external_url("membership.unsubscribe", token="preview"),
@@ -169,7 +171,7 @@ def _coordinators(item: Announcement, languages: list[str]) -> tuple[list[dict[s
             "dedupe_key": f"announce:{item.id}:{address}:{lang}",
             "context": {"list_unsubscribe": preview},
         }
-        for address in settings().coordinator_emails
+        for address, _language in coordinators.recipients(db)
         for lang in languages
     ], 0
 

@@ -137,6 +137,19 @@ CONTEXTS[names.MEMBER_LEFT] = {
     "organisation_inactive": False,
     "staying": [{"name": "Dara", "email": "dara@riverbank.example"}],
 }
+CONTEXTS[names.JOIN_ALREADY_MEMBER] = {
+    "organisation_name": "Riverbank Survivors Network",
+    "member_url": "https://wg.example/member/abc",
+    "colleague_url": "https://wg.example/member/abc#colleague",
+    "named": [{"name": "Dara", "email": "dara@riverbank.example"}],
+}
+CONTEXTS[names.JOIN_KNOWN_MEMBER] = {
+    "member_name": "Amara Sok",
+    "member_email": "amara@riverbank.example",
+    "organisation_name": "Riverbank Survivors Network",
+    "request": {"organisation_name": "Riverbank network", "name": "Amara"},
+    "named": [{"name": "Dara", "email": "dara@riverbank.example"}],
+}
 for _name in (
     names.MEETING_INVITATION,
     names.MEETING_FOLLOWUP,

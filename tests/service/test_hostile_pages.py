@@ -20,7 +20,15 @@ from flask import render_template
 from wtforms import Field, FieldList, FormField
 
 import service
-from forms import ConfirmForm, JoinForm, PreferencesForm, ReviewForm, RsvpForm, UnsubscribeForm
+from forms import (
+    ConfirmForm,
+    JoinForm,
+    PreferencesForm,
+    ReviewForm,
+    RsvpForm,
+    SameNameReviewForm,
+    UnsubscribeForm,
+)
 from service.devmail.mailbox import CaughtMail
 from service.meetings.operations import meeting_context
 from service.models import (
@@ -221,6 +229,17 @@ PAGES: dict[str, tuple[str, str, Callable[[str], dict[str, Any]]]] = {
             "request": (request := join_request(t, RequestStatus.DECLINED)),
             "submitted": request.submitted,
             "members": {t: t},
+        },
+    ),
+    "review, an organisation of the same name": (
+        "membership/review.html",
+        "/review/abc",
+        lambda t: {
+            "form": form(SameNameReviewForm, t),
+            "request": (request := join_request(t, RequestStatus.PENDING)),
+            "submitted": request.submitted,
+            "members": {t: t},
+            "same_name": contact(t).organisation,
         },
     ),
     "unsubscribe": (

@@ -12,6 +12,7 @@ from service.models import (
     Contact,
     ContactStatus,
     JoinRequest,
+    Organisation,
     OutboundEmail,
     RequestStatus,
 )
@@ -209,3 +210,87 @@ def test_the_confirmation_pages_speak_the_language_the_applicant_chose_not_the_b
     assert f'<html lang="{lang}">' in page
     assert pressed.status_code == 302
     assert f'<html lang="{lang}">' in after
+
+
+def test_a_member_who_fills_in_the_join_form_again_gets_their_page_and_coordinators_are_told(
+    client, db, deliver, smtp_server, make_member, coordinators
+):
+    make_member("amara@riverbank.example", name="Amara Sok")
+
+    answer = submit_join_form(client)  # names Dara as a further representative
+    again = submit_join_form(client)
+    deliver()
+
+    assert answer.status_code == again.status_code == 302
+    assert answer.headers["Location"].endswith("/join/sent")  # the same answer as for anyone
+    mail = smtp_server.single_message_to("amara@riverbank.example")  # once, not twice
+    assert mail.subject == "You are already a member of the Working Group"
+    assert "Dara Chan <dara@riverbank.example>" in mail.text  # whom the form named
+    assert "#colleague" in mail.text
+    page = client.get(mail.link("/member/"))
+    assert page.status_code == 200 and 'id="colleague"' in page.get_data(as_text=True)
+    for address in coordinators:
+        notice = smtp_server.single_message_to(address)
+        assert notice.subject == (
+            "A member used the join form: Amara Sok (Riverbank Survivors Network)"
+        )
+        assert notice["Reply-To"] == "Amara Sok <amara@riverbank.example>"
+    assert db.scalar(select(Contact.id).where(Contact.email == "dara@riverbank.example")) is None
+    pending = select(func.count()).where(JoinRequest.status == RequestStatus.PENDING)
+    assert db.scalar(pending) == 0
+
+
+def _confirmed_request_review_link(client, deliver, smtp_server, **form: str) -> str:
+    submit_join_form(client, **form)
+    deliver()
+    confirmation = smtp_server.single_message_to("amara@riverbank.example")
+    post_with_csrf(client, confirmation.link("/confirm/"))
+    deliver()
+    return smtp_server.messages_to("coordinator@wg.test")[-1].link("/review/")
+
+
+def test_approving_a_request_with_a_members_name_asks_where_the_people_go(
+    client, db, deliver, smtp_server, make_member
+):
+    make_member("sokha@riverbank.example", name="Sokha")  # Riverbank Survivors Network
+    review = _confirmed_request_review_link(
+        client, deliver, smtp_server, organisation_name="riverbank  survivors-network."
+    )
+
+    page = client.get(review).get_data(as_text=True)
+    assert "Riverbank Survivors Network is a member already" in page and "Sokha" in page
+    unanswered = post_with_csrf(client, review, decision="approve")
+    assert unanswered.status_code == 400
+    assert "Choose whether these people join" in unanswered.get_data(as_text=True)
+    assert db.scalar(select(func.count()).select_from(Organisation)) == 1
+
+    approved = post_with_csrf(client, review, decision="approve", destination="existing")
+    deliver()
+
+    assert approved.status_code == 302
+    assert db.scalar(select(func.count()).select_from(Organisation)) == 1
+    people = dict(db.execute(select(Contact.email, Contact.organisation_id)).all())
+    assert people["amara@riverbank.example"] == people["sokha@riverbank.example"]
+    assert people["dara@riverbank.example"] == people["sokha@riverbank.example"]
+    welcome = smtp_server.messages_to("amara@riverbank.example")[-1]
+    assert "Riverbank Survivors Network is now a member" in welcome.text
+
+
+def test_a_coordinator_may_still_make_a_new_organisation_of_the_same_name(
+    client, db, deliver, smtp_server, make_member
+):
+    make_member("sokha@riverbank.example", name="Sokha")
+    review = _confirmed_request_review_link(client, deliver, smtp_server)
+
+    approved = post_with_csrf(client, review, decision="approve", destination="new")
+
+    assert approved.status_code == 302
+    assert db.scalar(select(func.count()).select_from(Organisation)) == 2
+
+
+def test_organisation_names_compare_without_case_spaces_or_punctuation():
+    from service.membership.operations import comparable_name
+
+    assert comparable_name("KK-Test  Org.") == comparable_name("kk test org") == "kktestorg"
+    assert comparable_name("សមាគម ក្ដីសង្ឃឹម") == comparable_name("សមាគមក្ដីសង្ឃឹម")
+    assert comparable_name("ក្ដី") != comparable_name("កដ")  # Khmer signs count
