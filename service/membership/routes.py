@@ -22,6 +22,8 @@ from service.clock import now
 from service.config import settings
 from service.db import db_session
 from service.extensions import limiter
+from service.i18n import COOKIE as LANGUAGE_COOKIE
+from service.i18n import COOKIE_MAX_AGE as LANGUAGE_COOKIE_MAX_AGE
 from service.i18n import current_language
 from service.meetings import operations as meeting_operations
 from service.membership import links, member_page, operations
@@ -87,10 +89,18 @@ def join_sent():  # type: ignore[no-untyped-def]
     return render_template("membership/join_sent.html")
 
 
-def _page_language() -> str:
-    """The language this page is in, carried to the page a button leads to (which has no
-    token to tell whose language it should speak)."""
-    return current_language()
+def _in_this_language(endpoint: str) -> Response:
+    """A redirect to a page with no token (which cannot tell whose language to speak) that
+    keeps this page's language: the recipient's, or the one they switched to."""
+    response = redirect(url_for(endpoint))
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        current_language(),
+        max_age=LANGUAGE_COOKIE_MAX_AGE,
+        samesite="Lax",
+        httponly=True,
+    )
+    return response
 
 
 def _confirm_lookup(token: str):  # type: ignore[no-untyped-def]
@@ -118,7 +128,7 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
         if operations.confirm_address(db_session(), token, now=now()) is None:
             return render_template("membership/confirm_used.html"), 410  # a press just before
         db_session().commit()
-        return redirect(url_for(".confirmed", lang=_page_language()))
+        return _in_this_language(".confirmed")
     return render_template("membership/confirm.html", form=form, request=join_request)
 
 
@@ -133,7 +143,7 @@ def resend_confirmation(token: str):  # type: ignore[no-untyped-def]
     if not operations.resend_confirmation(db_session(), token, now=now()):
         return render_template("membership/confirm_used.html"), 410
     db_session().commit()
-    return redirect(url_for(".join_sent", lang=_page_language()))
+    return _in_this_language(".join_sent")
 
 
 @bp.route("/confirmed")
@@ -166,7 +176,7 @@ def confirm_representative(token: str):  # type: ignore[no-untyped-def]
         if operations.confirm_representative(db_session(), token, now=now()) is None:
             return render_template("membership/confirm_used.html"), 410
         db_session().commit()
-        return redirect(url_for(".representative_confirmed", lang=_page_language()))
+        return _in_this_language(".representative_confirmed")
     return render_template("membership/confirm_representative.html", **page)
 
 
@@ -181,7 +191,7 @@ def resend_representative_link(token: str):  # type: ignore[no-untyped-def]
     if not operations.resend_representative_link(db_session(), token, now=now()):
         return render_template("membership/confirm_used.html"), 410
     db_session().commit()
-    return redirect(url_for(".join_sent", lang=_page_language()))
+    return _in_this_language(".join_sent")
 
 
 @bp.route("/representative/confirmed")
