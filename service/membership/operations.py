@@ -134,10 +134,11 @@ def answer_members_who_used_the_join_form(db: Session, *, now: datetime) -> int:
     marker = f"not sent: {ALREADY_A_MEMBER}"
     unsent = db.scalars(
         select(OutboundEmail.dedupe_key).where(
-            OutboundEmail.template == names.JOIN_CONFIRM,
+            # status and not_before first: the outbox's (status, not_before) index finds them.
             OutboundEmail.status == OutboxStatus.EXPIRED,
+            OutboundEmail.not_before > now - KNOWN_MEMBER_ANSWER_WINDOW,
+            OutboundEmail.template == names.JOIN_CONFIRM,
             OutboundEmail.last_error == marker,
-            OutboundEmail.created_at > now - KNOWN_MEMBER_ANSWER_WINDOW,
         )
     ).all()
     requests = {key.split(":")[1] for key in unsent}  # join-confirm:<request>:<n>
