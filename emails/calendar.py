@@ -61,15 +61,16 @@ class MeetingEvent:
     attendee_name: str = ""
 
 
-def invitation_uid(meeting_id: str, invitation_id: int, *, secret: str, domain: str) -> str:
+def invitation_uid(meeting_id: str, contact_id: int, *, secret: str, domain: str) -> str:
     """The event UID of one invitee's copy of a meeting: `meeting-ID-MAC@domain`.
 
-    The MAC (HMAC-SHA256 of the invitation under the service's secret) makes every invitee's
-    UID their own, so a calendar reply names the invitation it answers and no one can write
-    one for another invitee's copy. It depends on nothing that changes, so a reschedule or a
-    cancellation updates the same event in the invitee's calendar.
+    The MAC (HMAC-SHA256 of the meeting and the invitee under the service's secret) makes every
+    invitee's UID their own, so a calendar reply names the invitation it answers and no one can
+    write one for another invitee's copy. It depends on nothing that changes, so a reschedule
+    or a cancellation updates the same event; and it exists before the invitation does, so the
+    member's calendar feed and the emailed invitation are one event, not two.
     """
-    message = f"event-uid:{invitation_id}".encode()
+    message = f"event-uid:{meeting_id}:{contact_id}".encode()
     mac = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
     return f"meeting-{meeting_id}-{mac}@{domain}"
 

@@ -131,7 +131,7 @@ def _is_own_uid(invitation: Invitation, uid: str) -> bool:
     config = settings()
     expected = invitation_uid(
         invitation.meeting.public_id,
-        invitation.id,
+        invitation.contact_id,
         secret=config.secret_key,
         domain=config.mail_domain,
     )

@@ -513,7 +513,10 @@ def member_feed(db: Session, contact: Contact, *, now: datetime) -> bytes:
         _feed_event(
             meeting,
             lang,
-            uid=f"meeting-{meeting.public_id}@{config.mail_domain}",
+            # The UID of this member's emailed invitation: one event in their calendar.
+            uid=invitation_uid(
+                meeting.public_id, contact.id, secret=config.secret_key, domain=config.mail_domain
+            ),
             description=event_description(meeting, lang),
         )
         for meeting in meetings
@@ -528,7 +531,10 @@ def invitation_ics(invitation: Invitation, *, rsvp_url: str) -> bytes:
     meeting = invitation.meeting
     lang = invitation.contact.language.value
     uid = invitation_uid(
-        meeting.public_id, invitation.id, secret=config.secret_key, domain=config.mail_domain
+        meeting.public_id,
+        invitation.contact_id,
+        secret=config.secret_key,
+        domain=config.mail_domain,
     )
     event = _feed_event(
         meeting, lang, uid=uid, description=event_description(meeting, lang, rsvp_url=rsvp_url)
@@ -586,7 +592,7 @@ def _send(
             "method": "CANCEL" if cancelled else "REQUEST",
             "uid": invitation_uid(
                 meeting.public_id,
-                invitation.id,
+                invitation.contact_id,
                 secret=config.secret_key,
                 domain=config.mail_domain,
             ),

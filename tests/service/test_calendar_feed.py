@@ -101,6 +101,21 @@ def test_someone_who_left_gets_an_empty_feed(app, client, db, invited):
     assert events(client, path) == []
 
 
+def test_the_feed_and_the_emailed_invitation_are_one_event_in_the_members_calendar(
+    client, invited
+):
+    _, mail = invited
+    emailed = next(
+        icalendar.Calendar.from_ical(part.get_payload(decode=True)).walk("VEVENT")[0]
+        for part in mail.message.walk()
+        if part.get_content_type() == "text/calendar"
+    )
+
+    (subscribed,) = events(client, feed_path(client, mail))
+
+    assert subscribed["UID"] == emailed["UID"]
+
+
 def test_an_unknown_feed_is_not_found(client):
     assert client.get("/calendar/AAAAAAAAAAAAAAAAAAAAAA.ics").status_code == 404
 
