@@ -278,6 +278,31 @@ def test_every_console_page_passes_axe_at_phone_and_desktop_width_in_both_langua
         page.context.close()
 
 
+SIGNED_OUT_PAGES = ["/console/sign-in", "/console/sign-in/sent", "/console/sign-in/used-or-unknown"]
+
+
+def test_the_sign_in_pages_pass_axe_at_phone_and_desktop_width_in_both_languages(
+    browser, installation
+):
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    problems: list[str] = []
+    try:
+        for viewport in (PHONE, DESKTOP):
+            page.set_viewport_size(viewport)
+            for lang in ("en", "km"):
+                for path in SIGNED_OUT_PAGES:
+                    where = f"{path} {lang} {viewport['width']}px"
+                    page.goto(f"{installation.base}{path}?lang={lang}")
+                    assert page.locator("html").get_attribute("lang") == lang
+                    problems += [f"{where}: {p}" for p in _serious(page)]
+                    if viewport is PHONE:
+                        problems += [f"{where}: {p}" for p in _wider_than_the_screen(page)]
+    finally:
+        context.close()
+    assert problems == [], "\n".join(problems)
+
+
 def test_a_coordinator_approves_a_request_by_keyboard_alone_in_khmer(browser, installation):
     page = _signed_in_page(browser, installation, PHONE)
     try:
