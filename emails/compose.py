@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from email import quoprimime
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,9 @@ class Unsubscribe:
 
 
 def new_message_id(domain: str) -> str:
-    return make_msgid(domain=domain)
+    """A Message-ID no other message has: 128 bits from `secrets`, never from `random`, whose
+    state a seeded test (or a forked process) may share with another."""
+    return f"<{secrets.token_hex(16)}@{domain}>"
 
 
 def _moment(value: datetime | str) -> datetime:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -115,6 +115,11 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
+def dialect_insert(dialect: str) -> Callable[..., Any]:
+    """The INSERT of `dialect` (PostgreSQL's or SQLite's), which knows ON CONFLICT."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 def insert_ignoring_duplicates(
     session: Session, model: type[Base], unique: tuple[str, ...], values: dict[str, Any]
 ) -> int:
@@ -123,10 +128,8 @@ def insert_ignoring_duplicates(
     The database settles the race itself (ON CONFLICT DO NOTHING), so two processes that
     decide the same thing at once still store it once and neither fails.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(model)
+        dialect_insert(session.get_bind().dialect.name)(model)
         .values(**values)
         .on_conflict_do_nothing(index_elements=list(unique))
         .returning(model.__table__.c.id)

@@ -14,10 +14,9 @@ from typing import Any, cast
 
 from limits.storage import Storage
 from sqlalchemy import Engine, Table, case, delete, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.db import READ_ONLY
+from service.db import READ_ONLY, dialect_insert
 from service.models import RateLimitCounter
 
 SCHEME = "wg-database"
@@ -50,7 +49,7 @@ class DatabaseStorage(Storage):
         now = _now()
         ends = now + timedelta(seconds=expiry)
         table = cast(Table, RateLimitCounter.__table__)
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        insert = dialect_insert(self.engine.dialect.name)
         new_count = insert(table).values(key=key, count=amount, expires_at=ends)
         stale = table.c.expires_at <= now
         statement = new_count.on_conflict_do_update(

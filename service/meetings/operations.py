@@ -15,10 +15,17 @@ from sqlalchemy.orm import Session, selectinload
 
 from emails import names
 from emails.calendar import FeedEvent, invitation_uid, publish_ics
-from emails.compose import render_text
-from service import audit, outbox, tokens
+from service import audit, outbox
 from service.config import Settings, settings
-from service.db import insert_ignoring_duplicates
+from service.db import dialect_insert, insert_ignoring_duplicates
+from service.meetings.mail import (
+    ends_at,
+    event_description,
+    meeting_context,
+    send_to_members,
+    send_to_substitute,
+    topic,
+)
 from service.meetings.schedule import (
     due_at,
     first_dates,
@@ -27,12 +34,9 @@ from service.meetings.schedule import (
     occurrences,
     parse_rule,
 )
-from service.membership import links
 from service.membership.operations import (
     answer_members_who_used_the_join_form,
     is_suppressed,
-    unsubscribe_links,
-    unsubscribe_targets,
 )
 from service.models import (
     AnswerChannel,
@@ -49,7 +53,6 @@ from service.models import (
     TokenPurpose,
     new_public_id,
 )
-from service.urls import external_url
 
 
 @dataclass(frozen=True)
@@ -307,16 +310,20 @@ def _active_contacts_not_invited(db: Session, meeting: Meeting) -> Sequence[Cont
 
 def _invite_new_members(db: Session, meeting: Meeting, *, now: datetime) -> int:
     """Invite every active member not yet invited: all of them on invitation day, and a
-    member approved later at the next tick."""
-    invited = 0
-    for contact in _active_contacts_not_invited(db, meeting):
-        created = insert_ignoring_duplicates(
-            db,
-            Invitation,
-            ("meeting_id", "contact_id"),
+    member approved later at the next tick. One insert for the invitations, one per kind of
+    link, one for the messages, however many members there are."""
+    contacts = {contact.id: contact for contact in _active_contacts_not_invited(db, meeting)}
+    if not contacts:
+        return 0
+    insert = dialect_insert(db.get_bind().dialect.name)
+    created = db.execute(
+        insert(Invitation)
+        .on_conflict_do_nothing(index_elements=["meeting_id", "contact_id"])
+        .returning(Invitation.id, Invitation.contact_id),
+        [
             dict(
                 meeting_id=meeting.id,
-                contact_id=contact.id,
+                contact_id=contact_id,
                 answer=Rsvp.NONE,
                 invited_at=now,
                 note="",
@@ -325,26 +332,24 @@ def _invite_new_members(db: Session, meeting: Meeting, *, now: datetime) -> int:
                 invitation_message_id="",
                 followup_stage=0,
                 reminded_sequence=-1,
-            ),
-        )
-        if not created:
-            continue  # another tick invited them a moment ago
-        invitation = db.scalars(
-            select(Invitation).where(
-                Invitation.meeting_id == meeting.id, Invitation.contact_id == contact.id
             )
-        ).one()
-        message_id = _send(
-            db,
-            names.MEETING_INVITATION,
-            meeting,
-            invitation,
-            now=now,
-            key=f"invite:{meeting.public_id}:{contact.public_id}",
-        )
-        invitation.invitation_message_id = message_id or ""
-        invited += 1
-    return invited
+            for contact_id in contacts
+        ],
+    ).all()  # only ours: another tick inviting the same members a moment ago keeps its own
+    ours = sorted(invitation_id for invitation_id, _contact_id in created)
+    invitations: list[Invitation] = []
+    for start in range(0, len(ours), 10_000):  # their contacts are in the session already
+        chunk = ours[start : start + 10_000]
+        invitations += db.scalars(
+            select(Invitation).where(Invitation.id.in_(chunk)).order_by(Invitation.id)
+        ).all()
+    keys = [f"invite:{meeting.public_id}:{i.contact.public_id}" for i in invitations]
+    message_ids = send_to_members(
+        db, names.MEETING_INVITATION, meeting, invitations, now=now, keys=keys
+    )
+    for invitation, key in zip(invitations, keys, strict=True):
+        invitation.invitation_message_id = message_ids[key]
+    return len(invitations)
 
 
 def _follow_up(
@@ -368,6 +373,7 @@ def _follow_up(
             Invitation.followup_stage < stage,
         )
     ).all()
+    due_now = []
     for invitation in waiting:
         if invitation.invited_at > stage_due:
             invitation.followup_stage = stage  # invited after this stage was due: no nagging
@@ -381,20 +387,21 @@ def _follow_up(
                 context={},
                 now=now,
                 dedupe_key=_followup_key(meeting, invitation, missed),
-                topic=_topic(meeting),
+                topic=topic(meeting),
                 skipped_because="a later follow-up was due",
             )
             report.skipped += 1
-        _send(
-            db,
-            names.MEETING_FOLLOWUP,
-            meeting,
-            invitation,
-            now=now,
-            key=_followup_key(meeting, invitation, stage),
-        )
         invitation.followup_stage = stage
-        report.followed_up += 1
+        due_now.append(invitation)
+    send_to_members(
+        db,
+        names.MEETING_FOLLOWUP,
+        meeting,
+        due_now,
+        now=now,
+        keys=[_followup_key(meeting, invitation, stage) for invitation in due_now],
+    )
+    report.followed_up += len(due_now)
 
 
 def _followup_key(meeting: Meeting, invitation: Invitation, stage: int) -> str:
@@ -414,66 +421,36 @@ def _remind(db: Session, meeting: Meeting, *, now: datetime, config: Settings) -
             Invitation.reminded_sequence != meeting.sequence,
         )
     ).all()
-    reminded = 0
+    members, substitutes = [], []
     for invitation in attending:
         invitation.reminded_sequence = meeting.sequence
         if invitation.answered_at is not None and invitation.answered_at > reminder_due:
             continue  # they answered after reminder day: the answer page told them everything
         if invitation.answer in (Rsvp.YES, Rsvp.MAYBE):
-            key = f"reminder:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}"
-            _send(db, names.MEETING_REMINDER, meeting, invitation, now=now, key=key)
+            members.append(invitation)
         if invitation.substitute_email:
-            _send(
-                db,
-                names.MEETING_REMINDER,
-                meeting,
-                invitation,
-                now=now,
-                key=f"reminder-substitute:{meeting.public_id}:{meeting.sequence}:{invitation.id}",
-                to_substitute=True,
-            )
-        reminded += 1
-    return reminded
-
-
-def _topic(meeting: Meeting) -> str:
-    return f"meeting:{meeting.id}"
-
-
-def ends_at(meeting: Meeting) -> datetime:
-    return meeting.starts_at + timedelta(minutes=meeting.duration_minutes)
-
-
-def meeting_context(meeting: Meeting, lang: str) -> dict[str, object]:
-    """What every meeting email and page shows of a meeting, in `lang`."""
-    km = lang == "km"
-    return {
-        "title": (meeting.title_km if km and meeting.title_km else meeting.title_en),
-        "starts_at": meeting.starts_at.isoformat(),
-        "ends_at": ends_at(meeting).isoformat(),
-        "zone": meeting.timezone,
-        "location": meeting.location,
-        "online_url": meeting.online_url,
-        "agenda": (meeting.agenda_km if km and meeting.agenda_km else meeting.agenda_en),
-    }
-
-
-def _in_language(change: dict[str, str], lang: str) -> dict[str, str]:
-    """The change with the coordinator's reason in `lang` (Khmer when given, else English)."""
-    if "reason_km" not in change:
-        return change
-    shown = {k: v for k, v in change.items() if k != "reason_km"}
-    if lang == "km" and change["reason_km"]:
-        shown["reason"] = change["reason_km"]
-    return shown
-
-
-def event_description(meeting: Meeting, lang: str, *, rsvp_url: str = "") -> str:
-    """A calendar event's DESCRIPTION in `lang`: when, where, the online link and the agenda.
-
-    Gmail and Outlook show DESCRIPTION and LOCATION, not URL, so the link is written here."""
-    context = {"meeting": meeting_context(meeting, lang), "rsvp_url": rsvp_url}
-    return render_text("_event_description.txt", lang, context)
+            substitutes.append(invitation)
+    send_to_members(
+        db,
+        names.MEETING_REMINDER,
+        meeting,
+        members,
+        now=now,
+        keys=[
+            f"reminder:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}"
+            for invitation in members
+        ],
+    )
+    for invitation in substitutes:
+        send_to_substitute(
+            db,
+            names.MEETING_REMINDER,
+            meeting,
+            invitation,
+            now=now,
+            key=f"reminder-substitute:{meeting.public_id}:{meeting.sequence}:{invitation.id}",
+        )
+    return len({invitation.id for invitation in members + substitutes})
 
 
 def _feed_event(meeting: Meeting, lang: str, *, uid: str, description: str) -> FeedEvent:
@@ -542,103 +519,6 @@ def invitation_ics(invitation: Invitation, *, rsvp_url: str) -> bytes:
     return publish_ics([event], name=config.group_name_for(lang), zone=meeting.timezone)
 
 
-def _send(
-    db: Session,
-    template: str,
-    meeting: Meeting,
-    invitation: Invitation,
-    *,
-    now: datetime,
-    key: str,
-    change: dict[str, str] | None = None,
-    to_substitute: bool = False,
-) -> str | None:
-    """Queue one meeting email for an invitee (or their substitute) with its own links."""
-    contact = invitation.contact
-    lang = contact.language.value
-    config = settings()
-    details = meeting_context(meeting, lang)
-    change = _in_language(change or {}, lang)
-    context: dict[str, object] = {
-        "meeting": details,
-        "change": change,
-        "changed": any(key.startswith("old_") for key in change),
-        "answer": invitation.answer.value,
-    }
-    cancelled = template == names.MEETING_CANCELLED
-    if to_substitute:
-        name, address = invitation.substitute_name, invitation.substitute_email
-        context["substitute_for"] = contact.name
-        context["organisation_name"] = contact.organisation.name
-        context["list_unsubscribe"] = substitute_unsubscribe_links(db, invitation, now=now)
-    else:
-        name, address = contact.name, contact.email
-        if not cancelled:
-            raw = tokens.issue(
-                db,
-                TokenPurpose.RSVP,
-                invitation.id,
-                now=now,
-                expires_at=ends_at(meeting),
-                holder=contact.email,
-            )
-            base = external_url("meetings.rsvp", token=raw)
-            context["rsvp_url"] = base
-            context["answer_urls"] = {a: f"{base}?answer={a}" for a in ("yes", "no", "maybe")}
-        context["list_unsubscribe"] = unsubscribe_links(db, contact, now=now)
-        context["member_url"] = links.for_message(db, contact, now=now)["member_url"]
-    if template in (names.MEETING_INVITATION, names.MEETING_CANCELLED) and not to_substitute:
-        context["calendar"] = {
-            "method": "CANCEL" if cancelled else "REQUEST",
-            "uid": invitation_uid(
-                meeting.public_id,
-                invitation.contact_id,
-                secret=config.secret_key,
-                domain=config.mail_domain,
-            ),
-            "sequence": meeting.sequence,
-            "summary": details["title"],
-            "description": event_description(
-                meeting, lang, rsvp_url=str(context.get("rsvp_url", ""))
-            ),
-            "starts_at": meeting.starts_at.isoformat(),
-            "ends_at": ends_at(meeting).isoformat(),
-            "timezone": meeting.timezone,
-            "location": meeting.location,
-            "online_url": meeting.online_url,
-            "organizer_email": config.organizer_email,
-            "organizer_name": config.group_name_for(lang),
-            "attendee_email": address,
-            "attendee_name": name,
-        }
-    return outbox.enqueue(
-        db,
-        template,
-        to=address,
-        to_name=name,
-        lang=lang,
-        dedupe_key=key,
-        context=context,
-        now=now,
-        not_after=None if cancelled else meeting.starts_at,
-        list_mail=True,  # a substitute's too: the sender checks suppression just before sending
-        topic=_topic(meeting),
-    )
-
-
-def substitute_unsubscribe_links(
-    db: Session, invitation: Invitation, *, now: datetime
-) -> dict[str, str]:
-    """The substitute's own unsubscribe links: a member's usual ones, or, for an address that
-    is no member, links that stop mail to that address (never to the member who named it)."""
-    address = invitation.substitute_email
-    member = db.scalar(select(Contact).where(Contact.email == address))
-    if member is not None:
-        return unsubscribe_links(db, member, now=now)
-    raw = tokens.issue(db, TokenPurpose.UNSUBSCRIBE_ADDRESS, invitation.id, now=now, holder=address)
-    return unsubscribe_targets(raw)
-
-
 def reschedule(
     db: Session,
     meeting: Meeting,
@@ -685,7 +565,7 @@ def reschedule(
     audit.record(db, "meeting.rescheduled", meeting, at=now, reason=reason, **change)
     outbox.withdraw(
         db,
-        _topic(meeting),
+        topic(meeting),
         reason="the meeting changed; the update replaces it",
         keep=lambda key: key.startswith(("update", "substitute")),
     )
@@ -694,18 +574,22 @@ def reschedule(
             invitation.reminded_sequence = meeting.sequence
     if reason or reason_km:
         change.update(reason=reason, reason_km=reason_km)
-    for invitation in meeting.invitations:
-        _send(
-            db,
-            names.MEETING_INVITATION,
-            meeting,
-            invitation,
-            now=now,
-            change=change,
-            key=f"update:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}",
-        )
+    invitations = meeting.invitations
+    send_to_members(
+        db,
+        names.MEETING_INVITATION,
+        meeting,
+        invitations,
+        now=now,
+        change=change,
+        keys=[
+            f"update:{meeting.public_id}:{meeting.sequence}:{invitation.contact.public_id}"
+            for invitation in invitations
+        ],
+    )
+    for invitation in invitations:
         if invitation.substitute_email:
-            _send(
+            send_to_substitute(
                 db,
                 names.MEETING_SUBSTITUTE,
                 meeting,
@@ -713,7 +597,6 @@ def reschedule(
                 now=now,
                 change=change,
                 key=f"update-substitute:{meeting.public_id}:{meeting.sequence}:{invitation.id}",
-                to_substitute=True,
             )
     db.flush()
     return len(meeting.invitations)
@@ -732,7 +615,7 @@ def cancel(
     meeting.updated_at = now
     withdrawn = outbox.withdraw(
         db,
-        _topic(meeting),
+        topic(meeting),
         reason="the meeting was cancelled",
         keep=lambda key: key.startswith("cancel"),
     )
@@ -745,27 +628,27 @@ def cancel(
         reason_km=reason_km,
         withdrawn=withdrawn,
     )
-    for invitation in meeting.invitations:
-        context_key = f"cancel:{meeting.public_id}:{invitation.contact.public_id}"
-        _send(
-            db,
-            names.MEETING_CANCELLED,
-            meeting,
-            invitation,
-            now=now,
-            key=context_key,
-            change={"reason": reason, "reason_km": reason_km},
-        )
+    why = {"reason": reason, "reason_km": reason_km}
+    invitations = meeting.invitations
+    send_to_members(
+        db,
+        names.MEETING_CANCELLED,
+        meeting,
+        invitations,
+        now=now,
+        change=why,
+        keys=[f"cancel:{meeting.public_id}:{i.contact.public_id}" for i in invitations],
+    )
+    for invitation in invitations:
         if invitation.substitute_email:  # they had the details when they were named
-            _send(
+            send_to_substitute(
                 db,
                 names.MEETING_CANCELLED,
                 meeting,
                 invitation,
                 now=now,
                 key=f"cancel-substitute:{meeting.public_id}:{invitation.id}",
-                change={"reason": reason, "reason_km": reason_km},
-                to_substitute=True,
+                change=why,
             )
     db.flush()
     return len(meeting.invitations)
@@ -821,14 +704,13 @@ def record_answer(db: Session, invitation: Invitation, data: AnswerData, *, now:
         **data.evidence,
     )
     if newly_named:
-        _send(
+        send_to_substitute(
             db,
             names.MEETING_SUBSTITUTE,
             invitation.meeting,
             invitation,
             now=now,
             key=f"substitute:{invitation.meeting.public_id}:{invitation.id}:{substitute}",
-            to_substitute=True,
         )
     db.flush()
     return True

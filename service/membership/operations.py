@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from emails import names
+from emails.addresses import split_mailbox
 from service import audit, coordinators, outbox, tokens
 from service.config import settings
 from service.db import insert_ignoring_duplicates
@@ -775,11 +776,17 @@ def unsubscribe_links(db: Session, contact: Contact, *, now: datetime) -> dict[s
 
 def unsubscribe_targets(raw: str) -> dict[str, str]:
     """The List-Unsubscribe targets of an unsubscribe token: its page and a mailto."""
-    mailbox = settings().reply_to.rpartition("<")[2].rstrip(">")
-    return {
-        "url": external_url("membership.unsubscribe", token=raw),
-        "mailto": f"mailto:{mailbox}?subject={quote('unsubscribe ' + raw)}",
-    }
+    return unsubscribe_targets_many([raw])[0]
+
+
+def unsubscribe_targets_many(raws: list[str]) -> list[dict[str, str]]:
+    """The List-Unsubscribe targets of each token, the URL built once for a send to many."""
+    mailbox = split_mailbox(settings().reply_to)[1]
+    page = external_url("membership.unsubscribe", token="TOKEN").rsplit("TOKEN", 1)[0]
+    return [
+        {"url": page + raw, "mailto": f"mailto:{mailbox}?subject={quote('unsubscribe ' + raw)}"}
+        for raw in raws
+    ]
 
 
 def suppress(db: Session, email: str, *, reason: str, now: datetime) -> bool:
