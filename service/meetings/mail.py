@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -26,7 +27,7 @@ from service.membership.operations import (
     unsubscribe_targets,
     unsubscribe_targets_many,
 )
-from service.models import Contact, Invitation, Meeting, TokenPurpose
+from service.models import Contact, Invitation, Meeting, Rsvp, TokenPurpose
 from service.urls import external_url
 
 # Mail that carries the calendar event itself (REQUEST or CANCEL) to the invitee.
@@ -90,11 +91,25 @@ def _url_base(endpoint: str) -> str:
     return external_url(endpoint, token="TOKEN").rsplit("TOKEN", 1)[0]
 
 
+@dataclass(frozen=True)
+class Invitee:
+    """What a message needs of an invitation: the invitation's id, its member and answer."""
+
+    invitation_id: int
+    contact: Contact
+    answer: Rsvp = Rsvp.NONE
+    message_id: str = ""  # decided before the message is queued, when the caller must know it
+
+    @classmethod
+    def of(cls, invitation: Invitation) -> Invitee:
+        return cls(invitation.id, invitation.contact, invitation.answer)
+
+
 def send_to_members(
     db: Session,
     template: str,
     meeting: Meeting,
-    invitations: Sequence[Invitation],
+    invitations: Sequence[Invitation | Invitee],
     *,
     now: datetime,
     keys: Sequence[str],
@@ -104,20 +119,21 @@ def send_to_members(
     in `keys` at the same place; the Message-ID of each, by key. One insert a kind of row."""
     if not invitations:
         return {}
+    invitees = [i if isinstance(i, Invitee) else Invitee.of(i) for i in invitations]
     config = settings()
     cancelled = template == names.MEETING_CANCELLED
-    contacts = [invitation.contact for invitation in invitations]
+    contacts = [invitee.contact for invitee in invitees]
     addresses = [(contact.id, contact.email) for contact in contacts]
     unsubscribe = unsubscribe_targets_many(
         tokens.issue_many(db, TokenPurpose.UNSUBSCRIBE, addresses, now=now)
     )
     member_urls = links.page_urls(links.issue(db, addresses, now=now))
-    rsvp_urls = [""] * len(invitations)
+    rsvp_urls = [""] * len(invitees)
     if not cancelled:
         raws = tokens.issue_many(
             db,
             TokenPurpose.RSVP,
-            [(invitation.id, invitation.contact.email) for invitation in invitations],
+            [(invitee.invitation_id, invitee.contact.email) for invitee in invitees],
             now=now,
             expires_at=ends_at(meeting),
         )
@@ -129,10 +145,10 @@ def send_to_members(
     hole = f"wg-rsvp-{secrets.token_hex(8)}"
     descriptions = {lang: event_description(meeting, lang, rsvp_url=hole) for lang in languages}
     recipients = []
-    for n, (invitation, contact) in enumerate(zip(invitations, contacts, strict=True)):
+    for n, (invitee, contact) in enumerate(zip(invitees, contacts, strict=True)):
         lang = contact.language.value
         personal: dict[str, object] = {
-            "answer": invitation.answer.value,
+            "answer": invitee.answer.value,
             "list_unsubscribe": unsubscribe[n],
             "member_url": member_urls[n],
         }
@@ -168,6 +184,7 @@ def send_to_members(
                 "lang": lang,
                 "dedupe_key": keys[n],
                 "context": personal,
+                "message_id": invitee.message_id,
             }
         )
     return outbox.enqueue_many(

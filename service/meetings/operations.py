@@ -13,12 +13,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from emails import names
+from emails import names, new_message_id
 from emails.calendar import FeedEvent, invitation_uid, publish_ics
 from service import audit, outbox
 from service.config import Settings, settings
 from service.db import dialect_insert, insert_ignoring_duplicates
 from service.meetings.mail import (
+    Invitee,
     ends_at,
     event_description,
     meeting_context,
@@ -315,11 +316,14 @@ def _invite_new_members(db: Session, meeting: Meeting, *, now: datetime) -> int:
     contacts = {contact.id: contact for contact in _active_contacts_not_invited(db, meeting)}
     if not contacts:
         return 0
+    # Each invitation knows the Message-ID of its mail (replies name it) from the start.
+    domain = settings().mail_domain
+    message_ids = {contact_id: new_message_id(domain) for contact_id in contacts}
     insert = dialect_insert(db.get_bind().dialect.name)
     created = db.execute(
-        insert(Invitation)
+        insert(Invitation.__table__)
         .on_conflict_do_nothing(index_elements=["meeting_id", "contact_id"])
-        .returning(Invitation.id, Invitation.contact_id),
+        .returning(Invitation.__table__.c.id, Invitation.__table__.c.contact_id),
         [
             dict(
                 meeting_id=meeting.id,
@@ -329,27 +333,26 @@ def _invite_new_members(db: Session, meeting: Meeting, *, now: datetime) -> int:
                 note="",
                 substitute_name="",
                 substitute_email="",
-                invitation_message_id="",
+                invitation_message_id=message_ids[contact_id],
                 followup_stage=0,
                 reminded_sequence=-1,
             )
             for contact_id in contacts
         ],
     ).all()  # only ours: another tick inviting the same members a moment ago keeps its own
-    ours = sorted(invitation_id for invitation_id, _contact_id in created)
-    invitations: list[Invitation] = []
-    for start in range(0, len(ours), 10_000):  # their contacts are in the session already
-        chunk = ours[start : start + 10_000]
-        invitations += db.scalars(
-            select(Invitation).where(Invitation.id.in_(chunk)).order_by(Invitation.id)
-        ).all()
-    keys = [f"invite:{meeting.public_id}:{i.contact.public_id}" for i in invitations]
-    message_ids = send_to_members(
-        db, names.MEETING_INVITATION, meeting, invitations, now=now, keys=keys
+    invitees = [
+        Invitee(invitation_id, contacts[contact_id], message_id=message_ids[contact_id])
+        for invitation_id, contact_id in sorted(created)
+    ]
+    send_to_members(
+        db,
+        names.MEETING_INVITATION,
+        meeting,
+        invitees,
+        now=now,
+        keys=[f"invite:{meeting.public_id}:{i.contact.public_id}" for i in invitees],
     )
-    for invitation, key in zip(invitations, keys, strict=True):
-        invitation.invitation_message_id = message_ids[key]
-    return len(invitations)
+    return len(invitees)
 
 
 def _follow_up(

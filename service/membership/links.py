@@ -34,7 +34,7 @@ def issue(db: Session, contacts: list[tuple[int, str]], *, now: datetime) -> lis
     raws = tokens.issue_many(db, TokenPurpose.MEMBER, contacts, now=now)
     if contacts:
         db.execute(
-            insert(Token),
+            insert(Token.__table__),
             [
                 dict(
                     # Stored as service.tokens stores every link secret: its hash only.

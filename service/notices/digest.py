@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from emails import names, render
 from service import coordinators, outbox, tokens
@@ -29,6 +29,7 @@ from service.models import (
     JoinRequest,
     Meeting,
     MeetingStatus,
+    Organisation,
     OutboundEmail,
     OutboxStatus,
     RequestStatus,
@@ -139,10 +140,9 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
     ]
     health = outbox.health(db, now=now, error_limit=0)
     meetings = [
-        _meeting_summary(m, now=now)
+        _meeting_summary(db, m, now=now)
         for m in db.scalars(
             select(Meeting)
-            .options(selectinload(Meeting.invitations).selectinload(Invitation.contact))
             .where(
                 Meeting.status == MeetingStatus.SCHEDULED,
                 Meeting.starts_at > now,
@@ -180,24 +180,39 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
     return DigestPlan(context, is_news)
 
 
-def _meeting_summary(meeting: Meeting, *, now: datetime) -> dict[str, Any]:
+def _meeting_summary(db: Session, meeting: Meeting, *, now: datetime) -> dict[str, Any]:
     tally = {answer.value: 0 for answer in Rsvp}
     organisations: dict[str, list[dict[str, str]]] = defaultdict(list)
     waiting = []
-    for invitation in meeting.invitations:
-        tally[invitation.answer.value] += 1
-        contact = invitation.contact
-        organisations[contact.organisation.name].append(
+    # Plain rows in one query, not invitations with their contacts and organisations: a
+    # large group's digest would otherwise load (and lazily query) every one of them.
+    invited = db.execute(
+        select(
+            Invitation.answer,
+            Invitation.answered_via,
+            Invitation.substitute_name,
+            Invitation.note,
+            Contact.name,
+            Organisation.name,
+        )
+        .join(Contact, Invitation.contact_id == Contact.id)
+        .join(Organisation, Contact.organisation_id == Organisation.id)
+        .where(Invitation.meeting_id == meeting.id)
+        .order_by(Invitation.id)
+    ).all()
+    for answer, via, substitute, note, name, organisation in invited:
+        tally[answer.value] += 1
+        organisations[organisation].append(
             {
-                "name": contact.name,
-                "answer": invitation.answer.value,
-                "via": invitation.answered_via.value if invitation.answered_via else "",
-                "substitute": invitation.substitute_name,
-                "note": invitation.note,
+                "name": name,
+                "answer": answer.value,
+                "via": via.value if via else "",
+                "substitute": substitute,
+                "note": note,
             }
         )
-        if invitation.answer is Rsvp.NONE:
-            waiting.append(contact.name)
+        if answer is Rsvp.NONE:
+            waiting.append(name)
     upcoming_followups = [
         moment
         for days in meeting.followup_days
@@ -211,10 +226,10 @@ def _meeting_summary(meeting: Meeting, *, now: datetime) -> dict[str, Any]:
         "title_km": meeting.title_km or meeting.title_en,
         "starts_at": meeting.starts_at.isoformat(),
         "tally": tally,
-        "invited": len(meeting.invitations),
+        "invited": len(invited),
         "invitations_on": (
             mail_due_at(meeting, meeting.invite_days, settings()).isoformat()
-            if not meeting.invitations
+            if not invited
             else None
         ),
         "organisations": [
