@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 
 from forms import ReviewForm
 from forms.console import ButtonForm
+from forms.review import SameNameReviewForm
 from service import outbox
 from service.clock import now
 from service.console import joining, tallies
@@ -55,12 +56,15 @@ def join_request(request_id: str):  # type: ignore[no-untyped-def]
     """One request; approve or decline it under the review link's rule: the first decision
     counts, wherever it was taken."""
     found = _join_request(request_id)
-    form = ReviewForm()
+    pending = found.status is RequestStatus.PENDING
+    same_name = operations.same_name_organisation(db_session(), found) if pending else None
+    form = SameNameReviewForm() if same_name is not None else ReviewForm()
     page = dict(
         form=form,
         request=found,
         submitted=found.submitted,
         members=operations.already_members(db_session(), found),
+        same_name=same_name,
     )
     if request.method == "POST":
         if found.status is not RequestStatus.PENDING:
@@ -74,6 +78,7 @@ def join_request(request_id: str):  # type: ignore[no-untyped-def]
             reviewer=actor(),
             note=form.note.data or "",
             now=now(),
+            into=same_name if request.form.get("destination") == "existing" else None,
         ):  # another coordinator decided a moment ago: the page shows their decision
             return render_template("console/request.html", **page), 409
         db_session().commit()

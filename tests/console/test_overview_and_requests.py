@@ -5,11 +5,19 @@ from __future__ import annotations
 import html
 import threading
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.db import session_scope
 from service.meetings import operations as meetings
-from service.models import AuditEvent, Invitation, JoinRequest, RequestStatus, Rsvp
+from service.models import (
+    AuditEvent,
+    Contact,
+    Invitation,
+    JoinRequest,
+    Organisation,
+    RequestStatus,
+    Rsvp,
+)
 from tests.console.conftest import COORDINATOR, page_csrf, post, sign_in
 from tests.service.test_decision_races import APPLICANT, assert_one_decision, in_threads
 from tests.service.test_meetings import details, local
@@ -78,6 +86,24 @@ def test_a_coordinator_approves_a_request_in_the_console(client, console, smtp_s
     assert db.scalar(select(JoinRequest.reviewed_by)) == COORDINATOR
     assert smtp_server.single_message_to(APPLICANT).subject.startswith("Welcome")
     assert post(console, path, decision="decline").status_code == 409
+
+
+def test_approving_in_the_console_asks_where_people_go_when_a_member_has_the_name(
+    client, console, smtp_server, deliver, db, make_member
+):
+    make_member("sokha@riverbank.example", name="Sokha")  # Riverbank Survivors Network
+    confirmed_request(client, smtp_server, deliver)
+    path = f"/console/requests/{db.scalar(select(JoinRequest.id))}"
+    assert "is a member already" in html.unescape(console.get(path).get_data(as_text=True))
+
+    unanswered = post(console, path, decision="approve")
+    approved = post(console, path, decision="approve", destination="existing")
+
+    assert unanswered.status_code == 400
+    assert approved.status_code == 303
+    assert db.scalar(select(func.count()).select_from(Organisation)) == 1
+    people = dict(db.execute(select(Contact.email, Contact.organisation_id)).all())
+    assert people[APPLICANT] == people["sokha@riverbank.example"]
 
 
 def test_two_coordinators_deciding_the_same_request_at_once_make_one_decision(
