@@ -58,7 +58,7 @@ class Sender:
     list_id: str = ""  # e.g. "Working Group <members.example.org>"
 
     def group_name_for(self, lang: str) -> str:
-        return self.group_name_km if lang == "km" and self.group_name_km else self.group_name
+        return group_name_in(lang, self.group_name, self.group_name_km)
 
     @property
     def domain(self) -> str:
@@ -71,6 +71,11 @@ class Unsubscribe:
 
     url: str
     mailto: str
+
+
+def group_name_in(lang: str, english: str, khmer: str) -> str:
+    """The group's name as `lang` readers see it: the Khmer one when there is one."""
+    return khmer if lang == "km" and khmer else english
 
 
 def new_message_id(domain: str) -> str:

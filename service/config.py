@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import Flask, current_app
 
 from emails.addresses import split_mailbox
+from emails.compose import group_name_in
 from emails.transport import Security, SmtpSettings
 
 # The embedded mail catcher of `wg run` listens here when WG_SMTP_HOST is empty.
@@ -223,7 +224,7 @@ class Settings:
         return time.fromisoformat(self.digest_time)
 
     def group_name_for(self, lang: str) -> str:
-        return self.group_name_km if lang == "km" else self.group_name
+        return group_name_in(lang, self.group_name, self.group_name_km)
 
     @property
     def mail_domain(self) -> str:

@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,9 +25,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from forms.validators import (
     NonAsciiMailbox,
+    has_control_characters,
     is_phone_number,
     mailable_address,
     normalise_phone,
+    normalise_text,
 )
 from service import audit
 from service.db import insert_ignoring_duplicates
@@ -74,9 +75,6 @@ LIMITS = {
     "phone": Contact.__table__.c.phone.type.length,
 }
 
-# Line breaks and other control characters end up in mail headers; Khmer's zero-width
-# spaces (format characters, not controls) are kept.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _LINE_BREAK = re.compile("[\r\n\u2028\u2029\x85]")
 
 BATCH_SIZE = 1000  # rows per round of queries and flush
@@ -177,11 +175,6 @@ class ImportReport:
         }
 
 
-def clean(value: str) -> str:
-    """Trimmed, NFC-normalised text, so Khmer typed on different keyboards compares equal."""
-    return unicodedata.normalize("NFC", value).strip()
-
-
 def _shown(value: str, limit: int = 60) -> str:
     return '"' + (value if len(value) <= limit else value[: limit - 1] + "…") + '"'
 
@@ -229,7 +222,7 @@ def _header(cells: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
     positions: dict[str, int] = {}
     ignored: list[str] = []
     for index, cell in enumerate(cells):
-        name = clean(cell).lower()
+        name = normalise_text(cell).lower()
         name = COLUMN_ALIASES.get(name, name)
         if not name:
             continue
@@ -257,7 +250,7 @@ def _check_row(line: int, values: dict[str, str], columns: dict[str, int]) -> Ro
     for name, value in values.items():
         if _LINE_BREAK.search(value):
             reasons.append(f"line break in {name}")
-        elif _CONTROL.search(value):
+        elif has_control_characters(value) or "\t" in value:
             reasons.append(f"control character in {name}")
     if reasons:  # the other checks would only echo the unsafe value back
         return reasons
@@ -354,7 +347,7 @@ def parse_roster(data: bytes) -> Roster:
         if not any(cell.strip() for cell in cells):
             continue  # blank lines, and Excel's rows of empty cells
         values = {
-            name: from_spreadsheet(clean(cells[index])) if index < len(cells) else ""
+            name: from_spreadsheet(normalise_text(cells[index])) if index < len(cells) else ""
             for name, index in columns.items()
         }
         checked = _check_row(line, values, columns)
@@ -371,7 +364,7 @@ def parse_roster(data: bytes) -> Roster:
         elif isinstance(checked, list):
             # A bad row still claims its address, so fixing it later changes nothing else.
             email = values["email"].lower()
-            if email and not _CONTROL.search(email):
+            if email and not has_control_characters(email):
                 first_line.setdefault(email, line)
         if isinstance(checked, list):
             problems.append(RowProblem(line, "; ".join(checked), last_line=last_line))
@@ -428,7 +421,7 @@ class _Importer:
         # Organisations are few (tens): load them all once, keyed by their cleaned name.
         self.organisations: dict[str, Organisation] = {}
         for organisation in db.scalars(select(Organisation).order_by(Organisation.id)):
-            self.organisations.setdefault(clean(organisation.name), organisation)
+            self.organisations.setdefault(normalise_text(organisation.name), organisation)
         self.kinds = {row.organisation: row.kind for row in roster.rows if row.kind is not None}
         self.touched_organisations: set[str] = set()
         self.events: list[tuple[str, Any, dict[str, Any]]] = []
@@ -603,7 +596,7 @@ def export_rows(db: Session) -> list[dict[str, str]]:
     organisations = sorted(
         db.scalars(select(Organisation).options(selectinload(Organisation.contacts))),
         # In Python, not SQL, so the order is the same on every database's collation.
-        key=lambda organisation: (clean(organisation.name).casefold(), organisation.id),
+        key=lambda organisation: (normalise_text(organisation.name).casefold(), organisation.id),
     )
     rows: list[dict[str, str]] = []
     for organisation in organisations:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emails import names
+from emails.addresses import split_mailbox
 from service import audit, coordinators, outbox, tokens
 from service.config import settings
 from service.membership import links
@@ -177,7 +178,7 @@ def _coordinators(
 
 
 def _mailbox() -> str:
-    return settings().reply_to.rpartition("<")[2].rstrip(">")
+    return split_mailbox(settings().reply_to)[1]
 
 
 def _members(
