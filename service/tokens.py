@@ -18,7 +18,7 @@ TOKEN_BYTES = 16
 MAX_TOKEN_LENGTH = 64
 
 
-def _digest(raw: str) -> str:
+def digest_of(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
@@ -50,7 +50,7 @@ def issue_many(
             insert(Token.__table__),  # Core, not the ORM's bulk insert: a send makes thousands
             [
                 dict(
-                    digest=_digest(raw),
+                    digest=digest_of(raw),
                     purpose=purpose,
                     subject_id=subject_id,
                     holder=holder,
@@ -80,7 +80,7 @@ def find(db: Session, purpose: TokenPurpose, raw: str, *, now: datetime) -> Look
     """The token for `raw` if it exists for `purpose`; malformed input is simply not found."""
     if not raw or len(raw) > MAX_TOKEN_LENGTH or not raw.isascii():
         return Lookup(None)
-    digest = _digest(raw)
+    digest = digest_of(raw)
     token = db.scalar(select(Token).where(Token.digest == digest))
     # The lookup is by an index on the hash; compare again in constant time so the
     # answer does not depend on how much of a guessed hash matched.

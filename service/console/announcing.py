@@ -46,8 +46,10 @@ class Draft:
 
     def shared(self) -> dict[str, dict[str, str]]:
         """The mail's text per language, as announce() builds it for members."""
-        english = announcements._shared(self.subject_en, self.body_en)
-        khmer = announcements._shared(self.subject_km, self.body_km) if self.subject_km else english
+        english = announcements.shared_part(self.subject_en, self.body_en)
+        khmer = english
+        if self.subject_km:
+            khmer = announcements.shared_part(self.subject_km, self.body_km)
         return {"en": english, "km": khmer}
 
 

@@ -53,9 +53,9 @@ def send_link_again(db: Session, request: JoinRequest, *, actor: str, now: datet
     (the request is no longer waiting, or the address had its links for the hour)."""
     if request.status is not RequestStatus.UNCONFIRMED:
         return False
-    if operations._why_no_link(db, request.email, now=now):
+    if operations.why_no_link(db, request.email, now=now):
         return False
-    operations._send_confirmation(db, request, now=now)
+    operations.send_confirmation(db, request, now=now)
     audit.record(db, "join.confirmation_resent", request, at=now, actor=actor)
     db.flush()
     return True

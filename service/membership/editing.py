@@ -118,7 +118,7 @@ def confirm_address_change(db: Session, raw: str, *, now: datetime) -> Contact |
     if not lookup.valid or contact is None:
         return None
     new = lookup.token.holder  # type: ignore[union-attr]
-    if _address_in_use(db, new) or not operations._spend(db, lookup.token, now=now):  # type: ignore[arg-type]
+    if _address_in_use(db, new) or not operations.spend(db, lookup.token, now=now):  # type: ignore[arg-type]
         return None
     old = contact.email
     contact.email = new
@@ -182,7 +182,7 @@ def add_colleague(
     db.add(contact)
     db.flush()
     audit.record(db, "contact.named", contact, at=now)
-    operations._ask_to_confirm(db, contact, named_by=actor, now=now)
+    operations.ask_to_confirm(db, contact, named_by=actor, now=now)
     db.flush()
     return contact
 

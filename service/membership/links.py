@@ -38,7 +38,7 @@ def issue(db: Session, contacts: list[tuple[int, str]], *, now: datetime) -> lis
             [
                 dict(
                     # Stored as service.tokens stores every link secret: its hash only.
-                    digest=tokens._digest(feed_secret(raw)),
+                    digest=tokens.digest_of(feed_secret(raw)),
                     purpose=TokenPurpose.CALENDAR,
                     subject_id=contact_id,
                     holder=email,

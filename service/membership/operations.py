@@ -62,7 +62,7 @@ class Application:
 ALREADY_A_MEMBER = "the address is already a member"
 
 
-def _why_no_link(db: Session, email: str, *, now: datetime) -> str:
+def why_no_link(db: Session, email: str, *, now: datetime) -> str:
     """Why a confirmation link must not go to `email` now; "" when it may.
 
     One query, the same for every address, known or not.
@@ -109,7 +109,7 @@ def submit_join_request(db: Session, application: Application, *, now: datetime)
     written as not sent. Either way the same statements run and the same page follows, so
     neither the answer nor its timing tells whether an address is known.
     """
-    reason = _why_no_link(db, application.email, now=now)
+    reason = why_no_link(db, application.email, now=now)
     request = JoinRequest(
         email=application.email,
         language=Language(application.language),
@@ -120,7 +120,7 @@ def submit_join_request(db: Session, application: Application, *, now: datetime)
     db.add(request)
     db.flush()
     audit.record(db, "join.submitted", request, at=now, actor=application.email, not_sent=reason)
-    _send_confirmation(db, request, now=now, skipped_because=reason)
+    send_confirmation(db, request, now=now, skipped_because=reason)
     return request
 
 
@@ -226,7 +226,7 @@ def _point_member_to_their_page(db: Session, request: JoinRequest, *, now: datet
         )
 
 
-def _send_confirmation(
+def send_confirmation(
     db: Session, request: JoinRequest, *, now: datetime, skipped_because: str = ""
 ) -> None:
     """Queue the link to confirm `request`; with `skipped_because`, a dead link, not sent."""
@@ -378,10 +378,10 @@ def resend_confirmation(db: Session, raw: str, *, now: datetime) -> bool:
         return False
     if lookup.token.used_at is not None:
         return False
-    if _why_no_link(db, request.email, now=now):
+    if why_no_link(db, request.email, now=now):
         return True
     lookup.token.used_at = now  # the old link is spent; the new one replaces it
-    _send_confirmation(db, request, now=now)
+    send_confirmation(db, request, now=now)
     audit.record(db, "join.confirmation_resent", request, at=now, actor=request.email)
     db.flush()
     return True
@@ -580,7 +580,7 @@ def _name_representative(
         return
     contact = db.scalars(select(Contact).where(Contact.email == email)).one()
     audit.record(db, "contact.named", contact, at=now, actor=actor)
-    _ask_to_confirm(db, contact, named_by=named_by, now=now)
+    ask_to_confirm(db, contact, named_by=named_by, now=now)
 
 
 def name_colleague(
@@ -600,7 +600,7 @@ def name_colleague(
     )
 
 
-def _ask_to_confirm(db: Session, contact: Contact, *, named_by: str, now: datetime) -> None:
+def ask_to_confirm(db: Session, contact: Contact, *, named_by: str, now: datetime) -> None:
     """Queue a link for a named representative to confirm their own address."""
     hours = settings().confirm_ttl_hours
     raw = tokens.issue(
@@ -650,7 +650,7 @@ def confirm_representative(db: Session, raw: str, *, now: datetime) -> Contact |
     lookup, contact = find_representative_link(db, raw, now=now)
     if not lookup.valid or contact is None or contact.status is not ContactStatus.UNCONFIRMED:
         return None
-    if not _spend(db, lookup.token, now=now):  # type: ignore[arg-type]
+    if not spend(db, lookup.token, now=now):  # type: ignore[arg-type]
         return None
     # They asked for the group's mail themselves: an earlier suppression no longer holds.
     suppression = db.scalar(select(Suppression).where(Suppression.email == contact.email))
@@ -679,20 +679,20 @@ def resend_representative_link(db: Session, raw: str, *, now: datetime) -> bool:
         return False
     if contact.status is not ContactStatus.UNCONFIRMED:
         return False
-    if _why_no_link(db, contact.email, now=now):
+    if why_no_link(db, contact.email, now=now):
         return True
-    if not _spend(db, lookup.token, now=now):
+    if not spend(db, lookup.token, now=now):
         return False
     named_by = db.scalar(
         select(JoinRequest.submitted).where(JoinRequest.organisation_id == contact.organisation_id)
     )
-    _ask_to_confirm(db, contact, named_by=(named_by or {}).get("name", ""), now=now)
+    ask_to_confirm(db, contact, named_by=(named_by or {}).get("name", ""), now=now)
     audit.record(db, "contact.confirmation_resent", contact, at=now, actor=contact.email)
     db.flush()
     return True
 
 
-def _spend(db: Session, token: Token, *, now: datetime) -> bool:
+def spend(db: Session, token: Token, *, now: datetime) -> bool:
     """Use a link once: a conditional update, so two presses at once cannot both use it."""
     spent = db.execute(
         update(Token)

@@ -73,7 +73,7 @@ def render_markdown(text: str) -> str:
     return _SANITISER.clean(converter.convert(text))
 
 
-def _shared(subject: str, body: str) -> dict[str, str]:
+def shared_part(subject: str, body: str) -> dict[str, str]:
     return {
         "subject": subject.strip(),
         "body_text": body.strip(),
@@ -114,8 +114,8 @@ def announce(
     )
     db.add(item)
     db.flush()
-    english = _shared(subject_en, body_en)
-    shared = {"en": english, "km": _shared(subject_km, body_km) if subject_km else english}
+    english = shared_part(subject_en, body_en)
+    shared = {"en": english, "km": shared_part(subject_km, body_km) if subject_km else english}
     languages = ["en", "km"] if subject_km.strip() else ["en"]
     if test:
         recipients, opted_out = _coordinators(db, item, languages)
