@@ -26,6 +26,7 @@ run: $(VENV)/.installed
 # set or a server answers on 127.0.0.1:5432 (tests/conftest.py decides).
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check service forms emails scheduler tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # Benchmarks of the sending path (docs/performance.md): one table, bench/results.json.
@@ -36,6 +37,7 @@ bench: $(VENV)/.installed
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check service forms emails scheduler tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

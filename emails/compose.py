@@ -135,7 +135,10 @@ def environment(lang: str) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.install_gettext_translations(load_translations(str(TRANSLATIONS), lang), newstyle=True)
+    # Added by the i18n extension, so the Environment type does not show it.
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        load_translations(str(TRANSLATIONS), lang), newstyle=True
+    )
     env.globals["lang"] = lang
     env.filters["when"] = lambda value, zone="UTC", width="full": format_when(
         value, lang, zone, width
@@ -258,7 +261,8 @@ PERSONAL_KEYS: tuple[str, ...] = (
     "calendar_url",
 )
 _POLICY = email.policy.SMTP
-_MAX_LINE = _POLICY.max_line_length  # 78: where the email package starts to fold or encode
+# 78: where the email package starts to fold or encode (the SMTP policy always sets it).
+_MAX_LINE: int = _POLICY.max_line_length or 78
 _NONCE = secrets.token_hex(4)
 _PLACEHOLDER = re.compile(rf"wgP(\d+)x{_NONCE}Q")
 _SKELETONS_MAX = 512
@@ -359,7 +363,7 @@ def compose_fast(
     if unsubscribe is not None:
         context["unsubscribe_url"] = unsubscribe.url
     skeleton = _skeleton(cache_key, name, lang, context, slots, values)
-    texts = [v or "" for v in values]
+    texts = [str(v) if v else "" for v in values]
     if skeleton is not None:
         subject = _fill(skeleton.subject, texts)
         text = _fill(skeleton.text, texts)
@@ -436,7 +440,7 @@ def _skeleton(
             return _skeletons[cache_key]
     subject, text, html = render(name, lang, _with_placeholders(context, slots, values))
     made = _Skeleton(_split(subject), _split(text), _split(html), _new_boundary())
-    texts = [v or "" for v in values]
+    texts = [str(v) if v else "" for v in values]
     escaped = [str(escape(v)) for v in texts]
     filled = (_fill(made.subject, texts), _fill(made.text, texts), _fill(made.html, escaped))
     # e.g. a filter that changes a personal value: then no shortcut is safe.

@@ -41,7 +41,7 @@ class DkimSigner:
             canonicalize=(b"relaxed", b"relaxed"),
             include_headers=[h for h in SIGNED_HEADERS if h.lower() in present],
         )
-        return signature + message
+        return bytes(signature) + message
 
 
 def _header_lines(message: bytes) -> list[bytes]:

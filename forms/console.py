@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -85,7 +88,7 @@ class AnnouncementForm(FlaskForm):
     # The key this filled-in form was shown with: sending it twice sends once.
     submission = HiddenField()
 
-    def validate(self, extra_validators=None) -> bool:  # type: ignore[no-untyped-def]
+    def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
         valid = super().validate(extra_validators)
         if bool(self.subject_km.data) != bool(self.body_km.data):
             missing = self.body_km if self.subject_km.data else self.subject_km
@@ -153,7 +156,7 @@ class MeetingTextForm(FlaskForm):
     day = DateField(_l("Day"), [InputRequired(_l("Give the day."))])
     time = TimeField(_l("Starts at"), [InputRequired(_l("Give the time."))])
 
-    def validate(self, extra_validators=None) -> bool:  # type: ignore[no-untyped-def]
+    def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
         valid = super().validate(extra_validators)
         if not self.location.data and not self.online_url.data:
             self.location.errors = [
@@ -314,8 +317,8 @@ class MinutesForm(FlaskForm):
 class SeriesForm(MeetingTextForm):
     """What a series' meetings say and where they are (their days come from its rule)."""
 
-    day = None  # type: ignore[assignment]
-    time = None  # type: ignore[assignment]
+    day = None
+    time = None
 
 
 class EndSeriesForm(FlaskForm):

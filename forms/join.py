@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -42,7 +45,7 @@ class RepresentativeForm(Form):
         _l("Email"), [Optional(), Length(max=EMAIL_MAX), EmailAddress()], filters=[normalise_text]
     )
 
-    def validate(self, extra_validators=None) -> bool:  # type: ignore[no-untyped-def]
+    def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
         # Optional() ends each field's own checks when it is empty, so the pair is
         # checked here, after both fields.
         valid = super().validate(extra_validators)

@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -31,7 +31,7 @@ from service.models import Organisation
 from service.notices import cli as notices_cli
 
 
-def _create_app():  # type: ignore[no-untyped-def]
+def _create_app() -> Flask:
     try:
         return create_app()
     except SettingError as exc:
@@ -196,10 +196,10 @@ def members_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
         return
-    for org in listing:
-        click.echo(f"{org['organisation']} [{org['kind']}, {org['status']}]")
-        for c in org["contacts"]:
-            click.echo(f"  {c['name']} <{c['email']}> {c['language']} {c['status']}")
+    for org in organisations:
+        click.echo(f"{org.name} [{org.kind.value}, {org.status.value}]")
+        for c in org.contacts:
+            click.echo(f"  {c.name} <{c.email}> {c.language.value} {c.status.value}")
 
 
 membership_cli.register(members, cli)

@@ -8,7 +8,7 @@ language for everybody), not a database connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
@@ -16,8 +16,11 @@ from gunicorn.glogging import Logger
 
 from service.web import redact_path
 
+if TYPE_CHECKING:
+    from gunicorn._types import _WSGIAppType
 
-class WebServer(BaseApplication):  # type: ignore[misc]
+
+class WebServer(BaseApplication):
     def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
         self.factory = factory
         self.options = options
@@ -27,16 +30,17 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Flask:
-        # Called in each worker after the fork (preload_app is off).
-        return self.factory()
+    def load(self) -> _WSGIAppType:
+        # Called in each worker after the fork (preload_app is off). Flask's stubs type the
+        # WSGI environ as a dict, gunicorn's as a MutableMapping: the same thing at run time.
+        return self.factory()  # type: ignore[return-value]
 
 
-class RedactingLogger(Logger):  # type: ignore[misc]
+class RedactingLogger(Logger):
     """Gunicorn's access log without the secrets that links carry in their paths."""
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> Any:
+        atoms = super().atoms(resp, req, environ, request_time)
         path = redact_path(environ.get("PATH_INFO", ""))
         atoms["U"] = path
         atoms["r"] = f"{environ['REQUEST_METHOD']} {path} {environ['SERVER_PROTOCOL']}"

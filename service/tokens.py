@@ -7,8 +7,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from service.models import Token, TokenPurpose
@@ -16,6 +17,7 @@ from service.models import Token, TokenPurpose
 # 16 random bytes: 22 URL-safe characters, short enough for List-Unsubscribe to stay unfolded.
 TOKEN_BYTES = 16
 MAX_TOKEN_LENGTH = 64
+TOKENS = cast(Table, Token.__table__)
 
 
 def digest_of(raw: str) -> str:
@@ -47,7 +49,7 @@ def issue_many(
     raws = [secrets.token_urlsafe(TOKEN_BYTES) for _ in subjects]
     if subjects:
         db.execute(
-            insert(Token.__table__),  # Core, not the ORM's bulk insert: a send makes thousands
+            insert(TOKENS),  # Core, not the ORM's bulk insert: a send makes thousands
             [
                 dict(
                     digest=digest_of(raw),
@@ -74,6 +76,10 @@ class Lookup:
     @property
     def valid(self) -> bool:
         return self.token is not None and not self.expired and self.token.used_at is None
+
+    @property
+    def used(self) -> bool:
+        return self.token is not None and self.token.used_at is not None
 
 
 def find(db: Session, purpose: TokenPurpose, raw: str, *, now: datetime) -> Lookup:

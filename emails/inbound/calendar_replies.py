@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from email.message import Message
 from email.utils import collapse_rfc2231_value
+from typing import Any
 
 from icalendar import Calendar
 
@@ -125,7 +126,7 @@ def _calendar_reply(
     return Kind.CALENDAR_REPLY, reply, f"text/calendar METHOD:REPLY PARTSTAT={partstat}"
 
 
-def _recurrence_id(event) -> str | None:
+def _recurrence_id(event: Any) -> str | None:
     value = event.get("RECURRENCE-ID")
     if value is None:
         return None
@@ -137,6 +138,6 @@ def _recurrence_id(event) -> str | None:
     if isinstance(moment, date):
         return moment.strftime("%Y%m%d")
     try:
-        return value.to_ical().decode("ascii", "replace")
+        return str(value.to_ical().decode("ascii", "replace"))
     except Exception:
         return str(value)

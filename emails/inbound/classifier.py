@@ -20,6 +20,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from enum import Enum
+from typing import Any
 
 from emails.inbound.authentication import dmarc_result
 from emails.inbound.auto_replies import auto_reply_reason
@@ -90,7 +91,8 @@ def classify(raw: bytes, *, secret: str = "") -> Inbound:
             subject="",
             reason=f"unreadable message ({type(error).__name__})",
         )
-    return _printable(found)
+    printable: Inbound = _printable(found)
+    return printable
 
 
 def _classify(raw: bytes, secret: str) -> Inbound:
@@ -178,7 +180,7 @@ def _delivered_to_numbers(message: Message, secret: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def _printable(value):  # type: ignore[no-untyped-def]
+def _printable(value: Any) -> Any:
     """`value` with every string in it (through dataclasses and tuples) free of controls."""
     if isinstance(value, Enum):
         return value

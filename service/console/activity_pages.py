@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 
 from service.config import settings
 from service.console import activity
@@ -21,7 +22,7 @@ def _day(name: str) -> date | None:
 
 
 @bp.route("/console/activity")
-def activity_log():  # type: ignore[no-untyped-def]
+def activity_log() -> ResponseReturnValue:
     zone = settings().timezone
     kind = request.args.get("kind", "")
     first, last = _day("from"), _day("to")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
@@ -22,7 +23,7 @@ from service.notices.announcements import AnnouncementError
 
 
 @bp.route("/console/attendance")
-def attendance_year():  # type: ignore[no-untyped-def]
+def attendance_year() -> ResponseReturnValue:
     db, moment, zone = db_session(), now(), settings().timezone
     years = planning.years(db, zone, now=moment)
     asked = request.args.get("year", "")
@@ -59,7 +60,7 @@ STATUSES = {status.value: status for status in AttendanceStatus}
 
 
 @bp.route("/console/meetings/<meeting_id>/attended", methods=["POST"])
-def mark_attended(meeting_id: str):  # type: ignore[no-untyped-def]
+def mark_attended(meeting_id: str) -> ResponseReturnValue:
     """Who came: one choice per invitee, named `came-<invitation id>`."""
     found = record(Meeting, meeting_id)
     marks = {
@@ -79,7 +80,7 @@ def mark_attended(meeting_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/meetings/<meeting_id>/minutes", methods=["POST"])
-def publish_minutes(meeting_id: str):  # type: ignore[no-untyped-def]
+def publish_minutes(meeting_id: str) -> ResponseReturnValue:
     found = record(Meeting, meeting_id)
     form = MinutesForm()
     if not form.validate_on_submit():

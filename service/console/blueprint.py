@@ -88,7 +88,7 @@ def meeting_title(meeting: Meeting) -> str:
 
 def coordinator() -> Coordinator:
     """The signed-in coordinator of this request."""
-    return g.coordinator  # type: ignore[no-any-return]
+    return g.coordinator
 
 
 def actor() -> str:

@@ -6,6 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Response, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -35,7 +36,7 @@ def _zone() -> str:
 
 
 @bp.route("/console/meetings")
-def meetings():  # type: ignore[no-untyped-def]
+def meetings() -> ResponseReturnValue:
     db, moment = db_session(), now()
     years = planning.years(db, _zone(), now=moment)
     asked = request.args.get("year", "")
@@ -67,7 +68,7 @@ def _details(form: NewMeetingForm | EditMeetingForm, starts_at: datetime) -> dic
 
 
 @bp.route("/console/meetings/new", methods=["GET", "POST"])
-def new_meeting():  # type: ignore[no-untyped-def]
+def new_meeting() -> ResponseReturnValue:
     """A one-off meeting or a series; "Show the dates" previews a series without storing it."""
     form = NewMeetingForm()
     page: dict[str, object] = dict(form=form, dates=[], problem="")
@@ -111,7 +112,7 @@ def _meeting(meeting_id: str) -> Meeting:
 
 
 @bp.route("/console/meetings/<meeting_id>")
-def meeting(meeting_id: str):  # type: ignore[no-untyped-def]
+def meeting(meeting_id: str) -> ResponseReturnValue:
     """The attendance sheet: every invitee, their answer and how it came."""
     found = _meeting(meeting_id)
     db, moment = db_session(), now()
@@ -149,7 +150,7 @@ def meeting_csv(meeting_id: str) -> Response:
 
 
 @bp.route("/console/meetings/<meeting_id>/edit", methods=["GET", "POST"])
-def edit(meeting_id: str):  # type: ignore[no-untyped-def]
+def edit(meeting_id: str) -> ResponseReturnValue:
     found = _meeting(meeting_id)
     form = EditMeetingForm()
     page: dict[str, object] = dict(form=form, meeting=found, problem="")
@@ -196,7 +197,7 @@ def _problem(reason: str) -> str:
 
 
 @bp.route("/console/meetings/<meeting_id>/cancel", methods=["GET", "POST"])
-def cancel(meeting_id: str):  # type: ignore[no-untyped-def]
+def cancel(meeting_id: str) -> ResponseReturnValue:
     found = _meeting(meeting_id)
     form = CancelMeetingForm()
     page: dict[str, object] = dict(form=form, meeting=found, problem="")
@@ -221,7 +222,7 @@ def cancel(meeting_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for(".meeting", meeting_id=found.id), code=303)
 
 
-def _series_page(series: MeetingSeries, status: int = 200, **forms: object):  # type: ignore[no-untyped-def]
+def _series_page(series: MeetingSeries, status: int = 200, **forms: object) -> ResponseReturnValue:
     form = forms.get("form") or SeriesForm(formdata=None, obj=series)
     page = dict(
         series=series,
@@ -234,7 +235,7 @@ def _series_page(series: MeetingSeries, status: int = 200, **forms: object):  # 
 
 
 @bp.route("/console/series/<series_id>", methods=["GET", "POST"])
-def series(series_id: str):  # type: ignore[no-untyped-def]
+def series(series_id: str) -> ResponseReturnValue:
     """A series: its next dates; change what its meetings say, or end it."""
     found = record(MeetingSeries, series_id)
     if request.method == "GET":
@@ -262,7 +263,7 @@ def series(series_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/series/<series_id>/end", methods=["POST"])
-def end_series(series_id: str):  # type: ignore[no-untyped-def]
+def end_series(series_id: str) -> ResponseReturnValue:
     found = record(MeetingSeries, series_id)
     form = EndSeriesForm()
     if not form.validate_on_submit():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import unicodedata
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
@@ -28,7 +29,7 @@ from service.models import Contact, Organisation
 
 
 @bp.route("/console/members")
-def members():  # type: ignore[no-untyped-def]
+def members() -> ResponseReturnValue:
     query = unicodedata.normalize("NFC", request.args.get("q", "")).strip()[:100]
     statement = (
         select(Organisation)
@@ -50,7 +51,7 @@ def members():  # type: ignore[no-untyped-def]
     return render_template("console/members.html", organisations=organisations, query=query)
 
 
-def _contact_page(contact: Contact, status: int = 200, **forms: object):  # type: ignore[no-untyped-def]
+def _contact_page(contact: Contact, status: int = 200, **forms: object) -> ResponseReturnValue:
     form = forms.get("form") or ContactForm(
         formdata=None, obj=contact, language=contact.language.value
     )
@@ -67,7 +68,7 @@ def _contact_page(contact: Contact, status: int = 200, **forms: object):  # type
 
 
 @bp.route("/console/contacts/<contact_id>", methods=["GET", "POST"])
-def contact(contact_id: str):  # type: ignore[no-untyped-def]
+def contact(contact_id: str) -> ResponseReturnValue:
     found = record(Contact, contact_id)
     if request.method == "GET":
         return _contact_page(found)
@@ -101,7 +102,7 @@ def contact(contact_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/contacts/<contact_id>/active", methods=["POST"])
-def contact_active(contact_id: str):  # type: ignore[no-untyped-def]
+def contact_active(contact_id: str) -> ResponseReturnValue:
     found = record(Contact, contact_id)
     active = request.form.get("active") == "yes"
     try:
@@ -114,7 +115,7 @@ def contact_active(contact_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/contacts/<contact_id>/lift", methods=["POST"])
-def lift_suppression(contact_id: str):  # type: ignore[no-untyped-def]
+def lift_suppression(contact_id: str) -> ResponseReturnValue:
     found = record(Contact, contact_id)
     form = ReasonForm()
     if not form.validate_on_submit():
@@ -129,7 +130,7 @@ def lift_suppression(contact_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/contacts/<contact_id>/erase", methods=["POST"])
-def erase(contact_id: str):  # type: ignore[no-untyped-def]
+def erase(contact_id: str) -> ResponseReturnValue:
     found = record(Contact, contact_id)
     form = EraseForm()
     if not form.validate_on_submit():
@@ -141,7 +142,9 @@ def erase(contact_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for(".organisation", organisation_id=organisation_id), code=303)
 
 
-def _organisation_page(organisation: Organisation, status: int = 200, **forms: object):  # type: ignore[no-untyped-def]
+def _organisation_page(
+    organisation: Organisation, status: int = 200, **forms: object
+) -> ResponseReturnValue:
     others = db_session().scalars(
         select(Organisation).where(Organisation.id != organisation.id).order_by(Organisation.name)
     )
@@ -157,12 +160,12 @@ def _organisation_page(organisation: Organisation, status: int = 200, **forms: o
 
 
 @bp.route("/console/organisations/<organisation_id>")
-def organisation(organisation_id: str):  # type: ignore[no-untyped-def]
+def organisation(organisation_id: str) -> ResponseReturnValue:
     return _organisation_page(record(Organisation, organisation_id))
 
 
 @bp.route("/console/organisations/<organisation_id>/colleague", methods=["POST"])
-def add_colleague(organisation_id: str):  # type: ignore[no-untyped-def]
+def add_colleague(organisation_id: str) -> ResponseReturnValue:
     found = record(Organisation, organisation_id)
     form = ColleagueForm()
     if not form.validate_on_submit():
@@ -189,7 +192,7 @@ def add_colleague(organisation_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/organisations/<organisation_id>/merge", methods=["POST"])
-def merge(organisation_id: str):  # type: ignore[no-untyped-def]
+def merge(organisation_id: str) -> ResponseReturnValue:
     found = record(Organisation, organisation_id)
     form = MergeForm()
     form.into.choices = [
@@ -206,7 +209,7 @@ def merge(organisation_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/address/<token>", methods=["GET", "POST"])
-def confirm_address(token: str):  # type: ignore[no-untyped-def]
+def confirm_address(token: str) -> ResponseReturnValue:
     """The owner of a changed address confirms it: GET shows one button, its POST confirms."""
     lookup, found = editing.find_address_change(db_session(), token, now=now())
     if lookup.token is None or found is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -23,7 +24,7 @@ def _draft(form: AnnouncementForm) -> announcing.Draft:
     )
 
 
-def _preview(form: AnnouncementForm, status: int = 200, problem: str = ""):  # type: ignore[no-untyped-def]
+def _preview(form: AnnouncementForm, status: int = 200, problem: str = "") -> ResponseReturnValue:
     shared = _draft(form).shared()
     previews = {
         lang: {"subject": text["subject"], "body": Markup(text["body_html"])}  # sanitised
@@ -41,7 +42,7 @@ def _preview(form: AnnouncementForm, status: int = 200, problem: str = ""):  # t
 
 
 @bp.route("/console/announcements")
-def announcements():  # type: ignore[no-untyped-def]
+def announcements() -> ResponseReturnValue:
     form = AnnouncementForm()
     form.submission.data = announcing.new_submission_key()
     return render_template(
@@ -53,7 +54,7 @@ def announcements():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/announcements/preview", methods=["POST"])
-def preview_announcement():  # type: ignore[no-untyped-def]
+def preview_announcement() -> ResponseReturnValue:
     """Both versions as members will see them; nothing is stored or sent."""
     form = AnnouncementForm()
     if not form.validate_on_submit():
@@ -69,7 +70,7 @@ def preview_announcement():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/announcements/test", methods=["POST"])
-def test_announcement():  # type: ignore[no-untyped-def]
+def test_announcement() -> ResponseReturnValue:
     form = AnnouncementForm()
     if not form.validate_on_submit():
         return _preview(form, 400)
@@ -80,7 +81,7 @@ def test_announcement():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/announcements/send", methods=["POST"])
-def send_announcement():  # type: ignore[no-untyped-def]
+def send_announcement() -> ResponseReturnValue:
     """Send to the members; the same filled-in form sent twice sends once."""
     form = AnnouncementForm()
     if not form.validate_on_submit() or not form.submission.data:

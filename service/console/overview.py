@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from forms import ReviewForm
@@ -18,7 +19,7 @@ from service.models import JoinRequest, RequestStatus
 
 
 @bp.route("/console")
-def overview():  # type: ignore[no-untyped-def]
+def overview() -> ResponseReturnValue:
     db, moment = db_session(), now()
     meeting = tallies.next_meeting(db, now=moment)
     return render_template(
@@ -33,7 +34,7 @@ def overview():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/requests")
-def requests():  # type: ignore[no-untyped-def]
+def requests() -> ResponseReturnValue:
     db = db_session()
     return render_template(
         "console/requests.html",
@@ -52,7 +53,7 @@ def _join_request(request_id: str) -> JoinRequest:
 
 
 @bp.route("/console/requests/<request_id>", methods=["GET", "POST"])
-def join_request(request_id: str):  # type: ignore[no-untyped-def]
+def join_request(request_id: str) -> ResponseReturnValue:
     """One request; approve or decline it under the review link's rule: the first decision
     counts, wherever it was taken."""
     found = _join_request(request_id)
@@ -87,7 +88,7 @@ def join_request(request_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/requests/<request_id>/resend", methods=["POST"])
-def resend_link(request_id: str):  # type: ignore[no-untyped-def]
+def resend_link(request_id: str) -> ResponseReturnValue:
     """Send an applicant who has not confirmed a fresh confirmation link."""
     found = _join_request(request_id)
     if joining.send_link_again(db_session(), found, actor=actor(), now=now()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from flask import redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from forms.console import ButtonForm, SignInForm
 from service.clock import now
@@ -29,7 +30,7 @@ def _address_key() -> str:
 @bp.route("/console/sign-in", methods=["GET", "POST"])
 @limiter.limit(ADDRESS_LIMIT, key_func=_address_key, methods=["POST"])
 @limiter.limit(CLIENT_LIMIT, methods=["POST"])
-def sign_in():  # type: ignore[no-untyped-def]
+def sign_in() -> ResponseReturnValue:
     form = SignInForm()
     if request.method == "POST":
         if not form.validate_on_submit():
@@ -41,14 +42,14 @@ def sign_in():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/sign-in/sent")
-def sign_in_sent():  # type: ignore[no-untyped-def]
+def sign_in_sent() -> ResponseReturnValue:
     minutes = int(access.SIGN_IN_TTL.total_seconds() // 60)
     return render_template("console/sign_in_sent.html", minutes=minutes)
 
 
 @bp.route("/console/sign-in/<token>", methods=["GET", "POST"])
 @limiter.limit(CLIENT_LIMIT, methods=["POST"])
-def sign_in_link(token: str):  # type: ignore[no-untyped-def]
+def sign_in_link(token: str) -> ResponseReturnValue:
     """The emailed link: GET shows one button (a scanner's visit signs nobody in)."""
     form = ButtonForm()
     if not access.link_is_usable(db_session(), token, now=now()):
@@ -75,7 +76,7 @@ def sign_in_link(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/console/sign-out", methods=["POST"])
-def sign_out():  # type: ignore[no-untyped-def]
+def sign_out() -> ResponseReturnValue:
     access.sign_out(db_session(), request.cookies.get(SESSION_COOKIE, ""), now=now())
     db_session().commit()
     response = redirect(url_for(".sign_in"), code=303)

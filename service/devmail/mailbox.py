@@ -42,7 +42,7 @@ class CaughtMail:
 def read(path: Path) -> CaughtMail:
     with path.open("rb") as handle:
         message = email.message_from_binary_file(handle, policy=email.policy.default)
-    return CaughtMail(path.name, message)  # type: ignore[arg-type]
+    return CaughtMail(path.name, message)
 
 
 def newest_first(directory: Path, limit: int = 200) -> list[CaughtMail]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, render_template
+from flask.typing import ResponseReturnValue
 
 from service.devmail import mailbox
 
@@ -26,18 +27,18 @@ def _directory() -> Path:
 
 
 @bp.route("")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return render_template("devmail/index.html", mails=mailbox.newest_first(_directory()))
 
 
 @bp.route("/<name>")
-def show(name: str):  # type: ignore[no-untyped-def]
+def show(name: str) -> ResponseReturnValue:
     mail = mailbox.find(_directory(), name) or abort(404)
     return render_template("devmail/show.html", mail=mail)
 
 
 @bp.route("/<name>/html")
-def html(name: str):  # type: ignore[no-untyped-def]
+def html(name: str) -> ResponseReturnValue:
     mail = mailbox.find(_directory(), name) or abort(404)
     response = Response(mail.part("html"), mimetype="text/html")
     response.headers["Content-Security-Policy"] = MAIL_HTML_POLICY
@@ -46,7 +47,7 @@ def html(name: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/<name>/raw")
-def raw(name: str):  # type: ignore[no-untyped-def]
+def raw(name: str) -> ResponseReturnValue:
     mailbox.find(_directory(), name) or abort(404)
     data = (_directory() / name).read_bytes()
     return Response(data, mimetype="text/plain; charset=utf-8")

@@ -4,6 +4,7 @@ and the calendars: one invitation as a file, and a member's subscription feed.""
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from forms import RsvpForm
@@ -23,7 +24,7 @@ ANSWERS = ("yes", "no", "maybe")
 
 
 @bp.route("/rsvp/<token>", methods=["GET", "POST"])
-def rsvp(token: str):  # type: ignore[no-untyped-def]
+def rsvp(token: str) -> ResponseReturnValue:
     moment = now()
     lookup = tokens.find(db_session(), TokenPurpose.RSVP, token, now=moment)
     invitation = db_session().get(Invitation, lookup.token.subject_id) if lookup.token else None
@@ -85,7 +86,7 @@ CALENDAR_TYPE = "text/calendar; charset=utf-8"
 
 
 @bp.route("/rsvp/<token>/meeting.ics")
-def rsvp_calendar(token: str):  # type: ignore[no-untyped-def]
+def rsvp_calendar(token: str) -> ResponseReturnValue:
     """The invitation as a file to add to a calendar (the same event as the emailed one)."""
     lookup = tokens.find(db_session(), TokenPurpose.RSVP, token, now=now())
     invitation = db_session().get(Invitation, lookup.token.subject_id) if lookup.token else None
@@ -104,7 +105,7 @@ def rsvp_calendar(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/calendar/<token>.ics")
-def calendar_feed(token: str):  # type: ignore[no-untyped-def]
+def calendar_feed(token: str) -> ResponseReturnValue:
     """A member's calendar feed: what a webcal:// subscription fetches, every few hours."""
     contact = find_feed_owner(db_session(), token, now=now())
     if contact is None:

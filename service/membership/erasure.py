@@ -140,7 +140,7 @@ def _scrub_table(db: Session, model: type[Base], needles: list[str], exact: set[
     """Replace the person's data in every text, JSON and binary column of `model`."""
     columns = [
         column
-        for column in model.__table__.columns  # type: ignore[attr-defined]
+        for column in model.__table__.columns
         if isinstance(column.type, String | Text | JSON | LargeBinary) and not column.primary_key
     ]
     if not columns:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service import tokens
 from service.config import settings
-from service.models import Contact, Token, TokenPurpose
+from service.models import Contact, TokenPurpose
 from service.urls import external_url
 
 
@@ -34,7 +34,7 @@ def issue(db: Session, contacts: list[tuple[int, str]], *, now: datetime) -> lis
     raws = tokens.issue_many(db, TokenPurpose.MEMBER, contacts, now=now)
     if contacts:
         db.execute(
-            insert(Token.__table__),
+            insert(tokens.TOKENS),
             [
                 dict(
                     # Stored as service.tokens stores every link secret: its hash only.

@@ -67,12 +67,16 @@ KINDS = {kind.value: kind for kind in OrganisationKind} | {
 STATUSES = {status.value: status for status in ContactStatus}
 
 # What the database columns hold, so a long cell is a clear line rather than a crash.
+def _length(column: Any) -> int:
+    return int(column.type.length)
+
+
 LIMITS = {
-    "organization": Organisation.__table__.c.name.type.length,
-    "name": Contact.__table__.c.name.type.length,
-    "email": Contact.__table__.c.email.type.length,
-    "role": Contact.__table__.c.role.type.length,
-    "phone": Contact.__table__.c.phone.type.length,
+    "organization": _length(Organisation.__table__.c.name),
+    "name": _length(Contact.__table__.c.name),
+    "email": _length(Contact.__table__.c.email),
+    "role": _length(Contact.__table__.c.role),
+    "phone": _length(Contact.__table__.c.phone),
 }
 
 _LINE_BREAK = re.compile("[\r\n\u2028\u2029\x85]")
@@ -358,9 +362,9 @@ def parse_roster(data: bytes) -> Roster:
                 "(put a value that contains a comma in double quotes)"
             ]
         elif isinstance(checked, RosterRow) and checked.email:
-            first = first_line.setdefault(checked.email, line)
-            if first != line:
-                checked = [f"duplicate email {_shown(checked.email)} (first on line {first})"]
+            seen_on = first_line.setdefault(checked.email, line)
+            if seen_on != line:
+                checked = [f"duplicate email {_shown(checked.email)} (first on line {seen_on})"]
         elif isinstance(checked, list):
             # A bad row still claims its address, so fixing it later changes nothing else.
             email = values["email"].lower()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from forms import (
     ColleagueForm,
@@ -28,7 +30,16 @@ from service.i18n import current_language
 from service.meetings import operations as meeting_operations
 from service.membership import links, member_page, operations
 from service.membership.operations import Application
-from service.models import Contact, ContactStatus, Language, RequestStatus, Rsvp, TokenPurpose
+from service.models import (
+    Contact,
+    ContactStatus,
+    JoinRequest,
+    Language,
+    RequestStatus,
+    Rsvp,
+    TokenPurpose,
+)
+from service.tokens import Lookup
 
 bp = Blueprint("membership", __name__)
 
@@ -38,7 +49,7 @@ def _join_limit() -> str:
 
 
 @bp.route("/")
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     # Only the language goes on: other query arguments would reach url_for as its own
     # (endpoint, _external, _scheme...).
     return redirect(url_for(".join", lang=request.args.get("lang")))
@@ -46,7 +57,7 @@ def home():  # type: ignore[no-untyped-def]
 
 @bp.route("/join", methods=["GET", "POST"])
 @limiter.limit(_join_limit, methods=["POST"])
-def join():  # type: ignore[no-untyped-def]
+def join() -> ResponseReturnValue:
     form = JoinForm()
     if request.method == "GET":
         form.language.data = form.language.data or current_language()
@@ -85,11 +96,11 @@ def join():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/join/sent")
-def join_sent():  # type: ignore[no-untyped-def]
+def join_sent() -> ResponseReturnValue:
     return render_template("membership/join_sent.html")
 
 
-def _in_this_language(endpoint: str) -> Response:
+def _in_this_language(endpoint: str) -> WerkzeugResponse:
     """A redirect to a page with no token (which cannot tell whose language to speak) that
     keeps this page's language: the recipient's, or the one they switched to."""
     response = redirect(url_for(endpoint))
@@ -103,7 +114,7 @@ def _in_this_language(endpoint: str) -> Response:
     return response
 
 
-def _confirm_lookup(token: str):  # type: ignore[no-untyped-def]
+def _confirm_lookup(token: str) -> tuple[Lookup, JoinRequest]:
     lookup, join_request = operations.find_by_token(
         db_session(), TokenPurpose.CONFIRM, token, now=now()
     )
@@ -114,10 +125,10 @@ def _confirm_lookup(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
-def confirm(token: str):  # type: ignore[no-untyped-def]
+def confirm(token: str) -> ResponseReturnValue:
     lookup, join_request = _confirm_lookup(token)
     form = ConfirmForm()
-    if lookup.token.used_at is not None or join_request.status is not RequestStatus.UNCONFIRMED:
+    if lookup.used or join_request.status is not RequestStatus.UNCONFIRMED:
         return render_template("membership/confirm_used.html"), 410
     if lookup.expired:
         resend = url_for(".resend_confirmation", token=token)
@@ -134,7 +145,7 @@ def confirm(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/confirm/<token>/resend", methods=["POST"])
 @limiter.limit(_join_limit)
-def resend_confirmation(token: str):  # type: ignore[no-untyped-def]
+def resend_confirmation(token: str) -> ResponseReturnValue:
     lookup, join_request = _confirm_lookup(token)
     form = ConfirmForm()
     if not form.validate_on_submit():
@@ -147,11 +158,11 @@ def resend_confirmation(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/confirmed")
-def confirmed():  # type: ignore[no-untyped-def]
+def confirmed() -> ResponseReturnValue:
     return render_template("membership/confirmed.html")
 
 
-def _representative_lookup(token: str):  # type: ignore[no-untyped-def]
+def _representative_lookup(token: str) -> tuple[Lookup, Contact]:
     lookup, contact = operations.find_representative_link(db_session(), token, now=now())
     if lookup.token is None or contact is None:
         abort(404)
@@ -160,11 +171,11 @@ def _representative_lookup(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/representative/<token>", methods=["GET", "POST"])
-def confirm_representative(token: str):  # type: ignore[no-untyped-def]
+def confirm_representative(token: str) -> ResponseReturnValue:
     """A further representative named on a join form confirms their own address."""
     lookup, contact = _representative_lookup(token)
     form = ConfirmForm()
-    if lookup.token.used_at is not None or contact.status is not ContactStatus.UNCONFIRMED:
+    if lookup.used or contact.status is not ContactStatus.UNCONFIRMED:
         return render_template("membership/confirm_used.html"), 410
     if lookup.expired:
         resend = url_for(".resend_representative_link", token=token)
@@ -182,7 +193,7 @@ def confirm_representative(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/representative/<token>/resend", methods=["POST"])
 @limiter.limit(_join_limit)
-def resend_representative_link(token: str):  # type: ignore[no-untyped-def]
+def resend_representative_link(token: str) -> ResponseReturnValue:
     _representative_lookup(token)
     form = ConfirmForm()
     if not form.validate_on_submit():
@@ -195,12 +206,12 @@ def resend_representative_link(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/representative/confirmed")
-def representative_confirmed():  # type: ignore[no-untyped-def]
+def representative_confirmed() -> ResponseReturnValue:
     return render_template("membership/representative_confirmed.html")
 
 
 @bp.route("/review/<token>", methods=["GET", "POST"])
-def review(token: str):  # type: ignore[no-untyped-def]
+def review(token: str) -> ResponseReturnValue:
     lookup, join_request = operations.find_by_token(
         db_session(), TokenPurpose.REVIEW, token, now=now()
     )
@@ -240,7 +251,7 @@ def review(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
-def unsubscribe(token: str):  # type: ignore[no-untyped-def]
+def unsubscribe(token: str) -> ResponseReturnValue:
     """The List-Unsubscribe target: RFC 8058 one-click POST, or a page with one button and
     the member's preferences."""
     recipient = operations.find_unsubscribe_link(db_session(), token, now=now())
@@ -297,10 +308,13 @@ def _member_lookup(token: str) -> Contact:
     return contact
 
 
-def _member_page(token: str, contact: Contact, status: int = 200, **forms: object):  # type: ignore[no-untyped-def]
+def _member_page(
+    token: str, contact: Contact, status: int = 200, **forms: object
+) -> ResponseReturnValue:
     """The member page, with `forms` (one that failed, with its errors) in place of fresh ones."""
-    details = forms.get("details") or MemberDetailsForm(prefix="details", formdata=None)
-    if "details" not in forms:
+    details = forms.get("details")
+    if not isinstance(details, MemberDetailsForm):
+        details = MemberDetailsForm(prefix="details", formdata=None)
         details.name.data = contact.name
         details.role.data = contact.role
         details.phone.data = contact.phone
@@ -339,19 +353,19 @@ def _member_page(token: str, contact: Contact, status: int = 200, **forms: objec
 
 
 @bp.route("/member/<token>")
-def member(token: str):  # type: ignore[no-untyped-def]
+def member(token: str) -> ResponseReturnValue:
     """A member's own page: safe to fetch; each of its buttons posts to its own address."""
     contact = _member_lookup(token)
     return _member_page(token, contact)
 
 
-def _back(token: str, done: str, section: str):  # type: ignore[no-untyped-def]
+def _back(token: str, done: str, section: str) -> ResponseReturnValue:
     lang = request.args.get("lang")
     return redirect(url_for(".member", token=token, done=done, lang=lang, _anchor=section))
 
 
 @bp.route("/member/<token>/details", methods=["POST"])
-def member_details(token: str):  # type: ignore[no-untyped-def]
+def member_details(token: str) -> ResponseReturnValue:
     contact = _member_lookup(token)
     form = MemberDetailsForm(prefix="details")
     if contact.status is not ContactStatus.ACTIVE or not form.validate_on_submit():
@@ -371,7 +385,7 @@ def member_details(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/member/<token>/meetings/<meeting>", methods=["POST"])
-def member_answer(token: str, meeting: str):  # type: ignore[no-untyped-def]
+def member_answer(token: str, meeting: str) -> ResponseReturnValue:
     contact = _member_lookup(token)
     form = MeetingAnswerForm(prefix=f"meeting-{meeting}")
     if contact.status is not ContactStatus.ACTIVE or not form.validate_on_submit():
@@ -387,7 +401,7 @@ def member_answer(token: str, meeting: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/member/<token>/colleague", methods=["POST"])
 @limiter.limit(_join_limit)
-def member_colleague(token: str):  # type: ignore[no-untyped-def]
+def member_colleague(token: str) -> ResponseReturnValue:
     contact = _member_lookup(token)
     form = ColleagueForm(prefix="colleague")
     if contact.status is not ContactStatus.ACTIVE or not form.validate_on_submit():
@@ -400,7 +414,7 @@ def member_colleague(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/member/<token>/leave", methods=["POST"])
-def member_leave(token: str):  # type: ignore[no-untyped-def]
+def member_leave(token: str) -> ResponseReturnValue:
     contact = _member_lookup(token)
     form = LeaveForm(prefix="leave")
     if contact.status not in member_page.ON_THE_LIST or not form.validate_on_submit():
@@ -413,7 +427,7 @@ def member_leave(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/member/<token>/stop", methods=["POST"])
-def member_stop(token: str):  # type: ignore[no-untyped-def]
+def member_stop(token: str) -> ResponseReturnValue:
     contact = _member_lookup(token)
     form = StopMailForm(prefix="stop")
     if not form.validate_on_submit():

@@ -127,7 +127,8 @@ def announce(
     item.queued = len(recipients)
     queued: dict[str, int] = {}
     for recipient in recipients:
-        queued[recipient["lang"]] = queued.get(recipient["lang"], 0) + 1
+        lang = str(recipient["lang"])
+        queued[lang] = queued.get(lang, 0) + 1
     audit.record(db, "announcement.queued", item, at=now, queued=len(recipients), test=test)
     db.flush()
     return AnnouncementReport(item.id, queued, opted_out)

@@ -110,8 +110,8 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
         or 0
     )
 
-    failures = [
-        {"id": row.id, "recipient": row.recipient, "error": row.last_error[:200]}
+    failed = [
+        row
         for row in db.scalars(
             select(OutboundEmail)
             .where(
@@ -121,6 +121,9 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
             .order_by(OutboundEmail.id)
         )
         if row.id not in reported
+    ]
+    failures = [
+        {"id": row.id, "recipient": row.recipient, "error": row.last_error[:200]} for row in failed
     ]
     attention = [
         {
@@ -168,7 +171,7 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
             if health.oldest_queued_at
             else None,
         },
-        "failure_ids": sorted(reported | {f["id"] for f in failures}),
+        "failure_ids": sorted(reported | {row.id for row in failed}),
     }
     is_news = bool(
         any(p["new"] for p in pending)
