@@ -460,6 +460,100 @@ class _Job:
     marked: threading.Event = field(default_factory=threading.Event)
 
 
+class _Run:
+    """One pass of a sender: claimed jobs on their way through the builder and the connections,
+    and the answers coming back to be marked."""
+
+    def __init__(
+        self, sender: OutboxSender, clock: Callable[[], datetime], report: DeliveryReport
+    ) -> None:
+        self.sender = sender
+        self.clock = clock
+        self.report = report
+        self.claimed: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.built: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.in_flight = 0  # claimed and not yet answered
+        self.unmarked: list[_Job] = []  # answered and not yet recorded
+        self.exhausted = False
+        self.renewed_at = time.monotonic()
+
+    def keep_leases(self) -> None:
+        if time.monotonic() - self.renewed_at > RENEW_LEASES_EVERY_SECONDS:
+            self.sender._renew_leases(self.clock())
+            self.renewed_at = time.monotonic()
+
+    def claim_more(self) -> bool:
+        """Claim the next batch while the connections still have half a batch to send; True
+        when a full batch came, so that there may be more."""
+        batch = self.sender.batch_size
+        if self.exhausted or self.in_flight > batch // 2:
+            return False
+        if self.sender._stopping.is_set():
+            self.exhausted = True
+            return False
+        count, ready = self.sender._claim(self.report, self.clock)
+        self.exhausted = count < batch
+        for job in ready:
+            self.claimed.put(job)
+        self.in_flight += len(ready)
+        if ready and not self.threads:
+            self.threads = self.sender._start_threads(self.claimed, self.built, self.done)
+        return not self.exhausted
+
+    def record_answers(self) -> None:
+        """Mark the answers that are back, together: the first one waited for a moment."""
+        try:
+            answered = [self.done.get(timeout=MARK_WAIT)]
+        except queue.Empty:
+            return
+        answered += _drain(self.done)
+        self.in_flight -= len(answered)
+        self.unmarked = answered
+        self.sender._record(self.unmarked, self.report, self.clock())
+        self.unmarked = []
+
+    def finish(self) -> None:
+        """Stop the threads. After a break mid-run (a fault of ours, an error), drop what is not
+        sent yet, record what the server answered, and hand the rest back now rather than at
+        lease end."""
+        broken = bool(self.in_flight or self.unmarked)
+        if broken:
+            _drain(self.claimed)
+            _drain(self.built)
+        self.claimed.put(None)  # the builder passes one stop on to each connection
+        for thread in self.threads:
+            while thread.is_alive():
+                # A connection may wait for a mark that will not come now: let it go; what it
+                # sent is recorded below or handed back with the leases.
+                for job in self.unmarked:
+                    job.marked.set()
+                try:
+                    late = self.done.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                late.marked.set()
+                self.unmarked.append(late)
+        if broken or self.unmarked:
+            self.unmarked += _drain(self.done)
+            try:
+                self.sender._record(self.unmarked, self.report, self.clock())
+            finally:
+                with get_database(self.sender.app).transaction() as db:
+                    release_leases(db, self.sender.owner)
+
+
+def _drain(waiting: queue.SimpleQueue[Any]) -> list[Any]:
+    """Everything in `waiting` now, without waiting for more."""
+    items = []
+    while True:
+        try:
+            items.append(waiting.get_nowait())
+        except queue.Empty:
+            return items
+
+
 class OutboxSender:
     """Claims due rows, sends them over the transport's connections, marks them.
 
@@ -504,87 +598,17 @@ class OutboxSender:
         report = DeliveryReport()
         if not self._set_up_works(clock(), report):
             return report
-        claimed: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        built: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        done: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        threads: list[threading.Thread] = []
-        in_flight = 0
-        unmarked: list[_Job] = []
-        exhausted = False
-        renewed_at = time.monotonic()
+        run = _Run(self, clock, report)
         try:
-            while True:
-                if report.held:
-                    break  # our set-up is broken: the rest waits, and is handed back below
-                if time.monotonic() - renewed_at > RENEW_LEASES_EVERY_SECONDS:
-                    self._renew_leases(clock())
-                    renewed_at = time.monotonic()
-                # Claim the next batch while the connections still have half a batch to send.
-                if not exhausted and in_flight <= self.batch_size // 2:
-                    if self._stopping.is_set():
-                        exhausted = True
-                    else:
-                        if unmarked:  # so that claimed-but-unmarked stays under 1.5 batches
-                            self._record(unmarked, report, clock())
-                            unmarked = []
-                        count, ready = self._claim(report, clock)
-                        exhausted = count < self.batch_size
-                        for job in ready:
-                            claimed.put(job)
-                        in_flight += len(ready)
-                        if ready and not threads:
-                            threads = self._start_threads(claimed, built, done)
-                        if not exhausted:
-                            continue
-                if in_flight == 0:
-                    break
-                try:
-                    answered = [done.get(timeout=MARK_WAIT)]
-                except queue.Empty:
+            while not report.held:  # with our set-up broken the rest waits: handed back below
+                run.keep_leases()
+                if run.claim_more():
                     continue
-                while True:  # whatever else has been answered meanwhile joins this group
-                    try:
-                        answered.append(done.get_nowait())
-                    except queue.Empty:
-                        break
-                in_flight -= len(answered)
-                unmarked = answered
-                self._record(unmarked, report, clock())
-                unmarked = []
+                if run.in_flight == 0:
+                    break
+                run.record_answers()
         finally:
-            if in_flight or unmarked:
-                # Something broke mid-run: drop what is not sent yet, keep what the server
-                # answered, and hand the rest back now rather than at lease end.
-                for waiting in (claimed, built):
-                    while True:
-                        try:
-                            waiting.get_nowait()
-                        except queue.Empty:
-                            break
-            claimed.put(None)  # the builder passes one stop on to each connection
-            for thread in threads:
-                while thread.is_alive():
-                    # A connection may wait for a mark that will not come now: let it go; what
-                    # it sent is recorded below or handed back with the leases.
-                    for job in unmarked:
-                        job.marked.set()
-                    try:
-                        late = done.get(timeout=0.05)
-                    except queue.Empty:
-                        continue
-                    late.marked.set()
-                    unmarked.append(late)
-            if in_flight or unmarked:
-                while True:
-                    try:
-                        unmarked.append(done.get_nowait())
-                    except queue.Empty:
-                        break
-                try:
-                    self._record(unmarked, report, clock())
-                finally:
-                    with get_database(self.app).transaction() as db:
-                        release_leases(db, self.owner)
+            run.finish()
             if self._marker is not None:
                 self._marker.close()
                 self._marker = None
