@@ -8,6 +8,7 @@ scheduler, a restart and `wg digest` never send the same day's digest twice.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,39 +69,8 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
     previous = _previous_digest(db)
     since = previous.created_at if previous else now - timedelta(days=1)
     reported = set(previous.context.get("failure_ids", [])) if previous else set()
-    config = settings()
-
-    pending = []
-    for request in db.scalars(
-        select(JoinRequest)
-        .where(JoinRequest.status == RequestStatus.PENDING)
-        .order_by(JoinRequest.confirmed_at)
-    ):
-        waited = now - (request.confirmed_at or request.created_at)
-        pending.append(
-            {
-                "organisation": request.submitted["organisation_name"],
-                "applicant": request.submitted["name"],
-                "email": request.email,
-                "waited_days": waited.days,
-                "waited_hours": int(waited.total_seconds() // 3600),
-                "new": (request.confirmed_at or request.created_at) > since,
-                "public_id": request.public_id,
-                "id": request.id,
-            }
-        )
-
-    news: dict[str, list[str]] = defaultdict(list)
-    for action, subject_id in db.execute(
-        select(AuditEvent.action, AuditEvent.subject_id)
-        .where(AuditEvent.at > since, AuditEvent.action.in_(list(NEWS_ACTIONS)))
-        .order_by(AuditEvent.id)
-    ):
-        contact = db.get(Contact, subject_id)
-        if contact is not None:
-            news[NEWS_ACTIONS[action]].append(
-                f"{contact.name} <{contact.email}> ({contact.organisation.name})"
-            )
+    pending = _pending_requests(db, since=since, now=now)
+    news = _membership_news(db, since=since)
     answers_since = (
         db.scalar(
             select(func.count())
@@ -109,38 +79,11 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
         )
         or 0
     )
-
-    failed = [
-        row
-        for row in db.scalars(
-            select(OutboundEmail)
-            .where(
-                OutboundEmail.status == OutboxStatus.FAILED,
-                OutboundEmail.created_at > now - FAILURE_MEMORY,
-            )
-            .order_by(OutboundEmail.id)
-        )
-        if row.id not in reported
-    ]
+    failed = [row for row in _recent_failures(db, now=now) if row.id not in reported]
     failures = [
         {"id": row.id, "recipient": row.recipient, "error": row.last_error[:200]} for row in failed
     ]
-    attention = [
-        {
-            "sender": m.sender,
-            "subject": m.subject,
-            "detail": m.detail[:300],
-            "excerpt": m.excerpt[:300],
-        }
-        for m in db.scalars(
-            select(InboundMessage)
-            .where(
-                InboundMessage.outcome == InboundOutcome.ATTENTION,
-                InboundMessage.received_at > since,
-            )
-            .order_by(InboundMessage.id)
-        )
-    ]
+    attention = _needing_a_person(db, since=since)
     health = outbox.health(db, now=now, error_limit=0)
     meetings = [
         _meeting_summary(db, m, now=now)
@@ -157,7 +100,7 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
     context = {
         "since": since.isoformat(),
         "now": now.isoformat(),
-        "zone": config.timezone,
+        "zone": settings().timezone,
         "pending": pending,
         "meetings": meetings,
         "news": {key: news.get(key, []) for key in NEWS_ACTIONS.values()},
@@ -181,6 +124,77 @@ def collect(db: Session, *, now: datetime) -> DigestPlan:
         or any(news.values())
     )
     return DigestPlan(context, is_news)
+
+
+def _pending_requests(db: Session, *, since: datetime, now: datetime) -> list[dict[str, Any]]:
+    """Join requests waiting for a decision, oldest first, with how long they waited."""
+    pending = []
+    for request in db.scalars(
+        select(JoinRequest)
+        .where(JoinRequest.status == RequestStatus.PENDING)
+        .order_by(JoinRequest.confirmed_at)
+    ):
+        waited = now - (request.confirmed_at or request.created_at)
+        pending.append(
+            {
+                "organisation": request.submitted["organisation_name"],
+                "applicant": request.submitted["name"],
+                "email": request.email,
+                "waited_days": waited.days,
+                "waited_hours": int(waited.total_seconds() // 3600),
+                "new": (request.confirmed_at or request.created_at) > since,
+                "public_id": request.public_id,
+                "id": request.id,
+            }
+        )
+    return pending
+
+
+def _membership_news(db: Session, *, since: datetime) -> dict[str, list[str]]:
+    """New members, unsubscribes and bounces since the last digest, by kind."""
+    news: dict[str, list[str]] = defaultdict(list)
+    for action, subject_id in db.execute(
+        select(AuditEvent.action, AuditEvent.subject_id)
+        .where(AuditEvent.at > since, AuditEvent.action.in_(list(NEWS_ACTIONS)))
+        .order_by(AuditEvent.id)
+    ):
+        contact = db.get(Contact, subject_id)
+        if contact is not None:
+            news[NEWS_ACTIONS[action]].append(
+                f"{contact.name} <{contact.email}> ({contact.organisation.name})"
+            )
+    return news
+
+
+def _recent_failures(db: Session, *, now: datetime) -> Sequence[OutboundEmail]:
+    return db.scalars(
+        select(OutboundEmail)
+        .where(
+            OutboundEmail.status == OutboxStatus.FAILED,
+            OutboundEmail.created_at > now - FAILURE_MEMORY,
+        )
+        .order_by(OutboundEmail.id)
+    ).all()
+
+
+def _needing_a_person(db: Session, *, since: datetime) -> list[dict[str, str]]:
+    """Mail that came back and that the service would not act upon."""
+    return [
+        {
+            "sender": m.sender,
+            "subject": m.subject,
+            "detail": m.detail[:300],
+            "excerpt": m.excerpt[:300],
+        }
+        for m in db.scalars(
+            select(InboundMessage)
+            .where(
+                InboundMessage.outcome == InboundOutcome.ATTENTION,
+                InboundMessage.received_at > since,
+            )
+            .order_by(InboundMessage.id)
+        )
+    ]
 
 
 def _meeting_summary(db: Session, meeting: Meeting, *, now: datetime) -> dict[str, Any]:
