@@ -6,6 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -57,6 +59,46 @@ class DatabaseWatch:
             self.down_since, self.logged_at = None, None
 
 
+def tick(app: Flask) -> None:
+    """Queue what the clock says is due; forget rate-limit counters whose window ended.
+
+    It only queues: the deliver job alone sends, so this process has one lease owner."""
+    moment = now(app)
+    report = jobs.enqueue_due(app, moment)
+    if report.queued_anything:
+        log.info(report.summary())
+    forget_expired(get_database(app).engine, moment)
+
+
+def deliver(sender: OutboxSender | SenderPool) -> None:
+    report = sender.run_once()
+    if report.handled and not report.held:
+        log.info(
+            "delivered: sent %d, retry %d, failed %d", report.sent, report.retried, report.failed
+        )
+
+
+def poll_mailbox(app: Flask) -> None:
+    """Read the mailbox once; a mailbox that cannot be read is a fault, as the relay's is."""
+    moment = now(app)
+    try:
+        report = poll_once(app, settings(app), now=lambda: now(app))
+    except PollError as exc:
+        # Loud where people look (/healthz, the digest), as a relay fault is.
+        with app.app_context(), session_scope(app) as db:
+            faults.record_fault(db, faults.IMAP, kind="mailbox", detail=str(exc), now=moment)
+        return
+    except UNAVAILABLE:
+        raise  # the database watch says it once a minute
+    except Exception:
+        log.exception("inbound poll failed")
+        return
+    with app.app_context(), session_scope(app) as db:
+        faults.clear_fault(db, faults.IMAP, now=moment)
+    if report.handled:
+        log.info("inbound poll: %s", report.summary())
+
+
 def add_jobs(
     scheduler: BaseScheduler, app: Flask, transport: Transport, *, senders: int = 1
 ) -> OutboxSender | SenderPool:
@@ -71,70 +113,25 @@ def add_jobs(
     if senders > 1:
         sender = SenderPool(app, senders)
     database = DatabaseWatch()
-
-    def tick() -> None:
-        # Only the deliver job sends: one sender, one lease owner, in this process.
-        moment = now(app)
-        report = jobs.enqueue_due(app, moment)
-        if report.queued_anything:
-            log.info(report.summary())
-        forget_expired(get_database(app).engine, moment)
-
-    def deliver() -> None:
-        report = sender.run_once()
-        if report.handled and not report.held:
-            log.info(
-                "delivered: sent %d, retry %d, failed %d",
-                report.sent,
-                report.retried,
-                report.failed,
-            )
-
-    def tick_job() -> None:
-        database.run(tick)
-
-    def deliver_job() -> None:
-        database.run(deliver)
-
-    def inbound() -> None:
-        moment = now(app)
-        try:
-            report = poll_once(app, settings(app), now=lambda: now(app))
-        except PollError as exc:
-            # Loud where people look (/healthz, the digest), as a relay fault is.
-            with app.app_context(), session_scope(app) as db:
-                faults.record_fault(db, faults.IMAP, kind="mailbox", detail=str(exc), now=moment)
-            return
-        except UNAVAILABLE:
-            raise  # the watch says it once a minute
-        except Exception:
-            log.exception("inbound poll failed")
-            return
-        with app.app_context(), session_scope(app) as db:
-            faults.clear_fault(db, faults.IMAP, now=moment)
-        if report.handled:
-            log.info("inbound poll: %s", report.summary())
-
-    def inbound_job() -> None:
-        database.run(inbound)
-
-    common = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
+    common: dict[str, Any] = dict(max_instances=1, coalesce=True, misfire_grace_time=None)
+    at_start = dict(next_run_time=datetime.now(UTC), **common)
     scheduler.add_job(
-        tick_job,
+        partial(database.run, partial(tick, app)),
         IntervalTrigger(seconds=TICK_EVERY_SECONDS),
         id="tick",
-        next_run_time=datetime.now(UTC),
-        **common,
+        **at_start,
     )
-    scheduler.add_job(
-        deliver_job,
+    scheduler.add_job(  # at start too: what waited for this process goes now
+        partial(database.run, partial(deliver, sender)),
         IntervalTrigger(seconds=DELIVER_EVERY_SECONDS),
         id="deliver",
-        next_run_time=datetime.now(UTC),  # at start: what waited for this process goes now
-        **common,
+        **at_start,
     )
     if settings(app).imap_host:
         scheduler.add_job(
-            inbound_job, IntervalTrigger(minutes=INBOUND_EVERY_MINUTES), id="inbound", **common
+            partial(database.run, partial(poll_mailbox, app)),
+            IntervalTrigger(minutes=INBOUND_EVERY_MINUTES),
+            id="inbound",
+            **common,
         )
     return sender
