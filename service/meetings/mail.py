@@ -120,7 +120,6 @@ def send_to_members(
     if not invitations:
         return {}
     invitees = [i if isinstance(i, Invitee) else Invitee.of(i) for i in invitations]
-    config = settings()
     cancelled = template == names.MEETING_CANCELLED
     contacts = [invitee.contact for invitee in invitees]
     addresses = [(contact.id, contact.email) for contact in contacts]
@@ -128,17 +127,7 @@ def send_to_members(
         tokens.issue_many(db, TokenPurpose.UNSUBSCRIBE, addresses, now=now)
     )
     member_urls = links.page_urls(links.issue(db, addresses, now=now))
-    rsvp_urls = [""] * len(invitees)
-    if not cancelled:
-        raws = tokens.issue_many(
-            db,
-            TokenPurpose.RSVP,
-            [(invitee.invitation_id, invitee.contact.email) for invitee in invitees],
-            now=now,
-            expires_at=ends_at(meeting),
-        )
-        base = _url_base("meetings.rsvp")
-        rsvp_urls = [base + raw for raw in raws]
+    rsvp_urls = [""] * len(invitees) if cancelled else _rsvp_urls(db, meeting, invitees, now=now)
     languages = sorted({contact.language.value for contact in contacts})
     shared = {lang: _common(meeting, lang, change or {}) for lang in languages}
     # The calendar description differs only by the RSVP link: rendered once per language.
@@ -156,27 +145,8 @@ def send_to_members(
             personal["rsvp_url"] = rsvp_urls[n]
             personal["answer_urls"] = {a: f"{rsvp_urls[n]}?answer={a}" for a in ANSWERS}
         if template in _WITH_CALENDAR:
-            personal["calendar"] = {
-                "method": "CANCEL" if cancelled else "REQUEST",
-                "uid": invitation_uid(
-                    meeting.public_id,
-                    contact.id,
-                    secret=config.secret_key,
-                    domain=config.mail_domain,
-                ),
-                "sequence": meeting.sequence,
-                "summary": shared[lang]["meeting"]["title"],  # type: ignore[index]
-                "description": descriptions[lang].replace(hole, rsvp_urls[n]),
-                "starts_at": meeting.starts_at.isoformat(),
-                "ends_at": ends_at(meeting).isoformat(),
-                "timezone": meeting.timezone,
-                "location": meeting.location,
-                "online_url": meeting.online_url,
-                "organizer_email": config.organizer_email,
-                "organizer_name": config.group_name_for(lang),
-                "attendee_email": contact.email,
-                "attendee_name": contact.name,
-            }
+            description = descriptions[lang].replace(hole, rsvp_urls[n])
+            personal["calendar"] = _calendar_event(meeting, contact, description, cancelled)
         recipients.append(
             {
                 "to": contact.email,
@@ -197,6 +167,47 @@ def send_to_members(
         list_mail=True,
         not_after=None if cancelled else meeting.starts_at,
     )
+
+
+def _rsvp_urls(
+    db: Session, meeting: Meeting, invitees: list[Invitee], *, now: datetime
+) -> list[str]:
+    """A fresh answer link for each invitee, valid until the meeting ends."""
+    raws = tokens.issue_many(
+        db,
+        TokenPurpose.RSVP,
+        [(invitee.invitation_id, invitee.contact.email) for invitee in invitees],
+        now=now,
+        expires_at=ends_at(meeting),
+    )
+    base = _url_base("meetings.rsvp")
+    return [base + raw for raw in raws]
+
+
+def _calendar_event(
+    meeting: Meeting, contact: Contact, description: str, cancelled: bool
+) -> dict[str, object]:
+    """The calendar event (REQUEST or CANCEL) of one invitee's copy of the meeting."""
+    config = settings()
+    lang = contact.language.value
+    return {
+        "method": "CANCEL" if cancelled else "REQUEST",
+        "uid": invitation_uid(
+            meeting.public_id, contact.id, secret=config.secret_key, domain=config.mail_domain
+        ),
+        "sequence": meeting.sequence,
+        "summary": str(meeting_context(meeting, lang)["title"]),
+        "description": description,
+        "starts_at": meeting.starts_at.isoformat(),
+        "ends_at": ends_at(meeting).isoformat(),
+        "timezone": meeting.timezone,
+        "location": meeting.location,
+        "online_url": meeting.online_url,
+        "organizer_email": config.organizer_email,
+        "organizer_name": config.group_name_for(lang),
+        "attendee_email": contact.email,
+        "attendee_name": contact.name,
+    }
 
 
 def send_to_substitute(
