@@ -536,26 +536,7 @@ def reschedule(
     """Move a meeting or change its place; everyone invited gets one update, which keeps their
     answer. Mail about the old version still waiting is withdrawn, and when the reminder for
     the new time is already due, the update is that reminder: nobody gets two messages."""
-    if meeting.status is MeetingStatus.CANCELLED:
-        raise MeetingError("the meeting is cancelled")
-    if meeting.starts_at <= now:
-        raise MeetingError("the meeting has already started")
-    if starts_at is not None and starts_at <= now:
-        raise MeetingError("the new time is in the past")
-    change: dict[str, str] = {}
-    if starts_at is not None and starts_at != meeting.starts_at:
-        change["old_starts_at"] = meeting.starts_at.isoformat()
-        meeting.starts_at = starts_at
-    if location is not None and location != meeting.location:
-        change["old_location"] = meeting.location
-        meeting.location = location
-    if online_url is not None and online_url != meeting.online_url:
-        change["old_online_url"] = meeting.online_url
-        meeting.online_url = online_url
-    if not change:
-        raise MeetingError("nothing would change")
-    if not meeting.location and not meeting.online_url:
-        raise MeetingError("a meeting needs a place or an online link")
+    change = _move(meeting, now=now, starts_at=starts_at, location=location, online_url=online_url)
     meeting.sequence += 1
     meeting.updated_at = now
     invitation_ids = [i.id for i in meeting.invitations]
@@ -603,6 +584,39 @@ def reschedule(
             )
     db.flush()
     return len(meeting.invitations)
+
+
+def _move(
+    meeting: Meeting,
+    *,
+    now: datetime,
+    starts_at: datetime | None,
+    location: str | None,
+    online_url: str | None,
+) -> dict[str, str]:
+    """Give `meeting` its new time and place; what it was before, for the notice. Refuses
+    (MeetingError) a change that is too late, empty or leaves no place to meet."""
+    if meeting.status is MeetingStatus.CANCELLED:
+        raise MeetingError("the meeting is cancelled")
+    if meeting.starts_at <= now:
+        raise MeetingError("the meeting has already started")
+    if starts_at is not None and starts_at <= now:
+        raise MeetingError("the new time is in the past")
+    change: dict[str, str] = {}
+    if starts_at is not None and starts_at != meeting.starts_at:
+        change["old_starts_at"] = meeting.starts_at.isoformat()
+        meeting.starts_at = starts_at
+    if location is not None and location != meeting.location:
+        change["old_location"] = meeting.location
+        meeting.location = location
+    if online_url is not None and online_url != meeting.online_url:
+        change["old_online_url"] = meeting.online_url
+        meeting.online_url = online_url
+    if not change:
+        raise MeetingError("nothing would change")
+    if not meeting.location and not meeting.online_url:
+        raise MeetingError("a meeting needs a place or an online link")
+    return change
 
 
 def cancel(
