@@ -337,7 +337,6 @@ def compose_fast(
     check_header(to_name)
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}")
-    common = {k: v for k, v in ctx.items() if k not in personal}
     # The personal values in slot order; those that cannot stand in a hole go into the key.
     slots: list[_Slot] = [("recipient_name", (), to_name)]
     if unsubscribe is not None:
@@ -350,29 +349,14 @@ def compose_fast(
         (key, path, None if v is not None else _key(value))
         for (key, path, value), v in zip(slots, values, strict=True)
     )
-    cache_key = (
-        name,
-        lang,
-        sender,
-        shared_key if shared_key is not None else _key(shared or {}),
-        _key(common),
-        shape,
-    )
+    common = {k: v for k, v in ctx.items() if k not in personal}
+    shared_part = shared_key if shared_key is not None else _key(shared or {})
+    cache_key = (name, lang, sender, shared_part, _key(common), shape)
     context = {**(shared or {}), **ctx, "group_name": sender.group_name_for(lang)}
     context["recipient_name"] = to_name
     if unsubscribe is not None:
         context["unsubscribe_url"] = unsubscribe.url
-    skeleton = _skeleton(cache_key, name, lang, context, slots, values)
-    texts = [str(v) if v else "" for v in values]
-    if skeleton is not None:
-        subject = _fill(skeleton.subject, texts)
-        text = _fill(skeleton.text, texts)
-        escaped = [str(escape(v)) for v in texts]
-        html = _fill(skeleton.html, escaped)
-        boundary = skeleton.boundary
-    else:  # a template does more with a personal value than print it: render it whole
-        subject, text, html = render(name, lang, context)
-        boundary = _new_boundary()
+    subject, text, html, boundary = _filled(cache_key, name, lang, context, slots, values)
     return _assemble(
         sender,
         lang,
@@ -390,6 +374,30 @@ def compose_fast(
             if reply_to
             else ""
         ),
+    )
+
+
+def _filled(
+    cache_key: Hashable,
+    name: str,
+    lang: str,
+    context: dict[str, Any],
+    slots: list[_Slot],
+    values: list[Any],
+) -> tuple[str, str, str, str]:
+    """(subject, text, HTML, boundary): the skeleton with this message's values in its holes,
+    or, when a template does more with a personal value than print it, rendered whole."""
+    skeleton = _skeleton(cache_key, name, lang, context, slots, values)
+    if skeleton is None:
+        subject, text, html = render(name, lang, context)
+        return subject, text, html, _new_boundary()
+    texts = [str(v) if v else "" for v in values]
+    escaped = [str(escape(v)) for v in texts]
+    return (
+        _fill(skeleton.subject, texts),
+        _fill(skeleton.text, texts),
+        _fill(skeleton.html, escaped),
+        skeleton.boundary,
     )
 
 
