@@ -331,39 +331,46 @@ class Transport:
                 refused = _sendmail_pipelined(conn, sender, recipient, message, options)
             else:
                 refused = conn.sendmail(sender, [recipient], message, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients.get(recipient) or next(iter(exc.recipients.values()))
-            result = _from_reply(code, text)
-            if result.outcome is not Outcome.SENT and _SENDER_REJECTED.search(result.detail):
-                result = _ours(result, f"the relay refused our envelope sender {sender}", "sender")
-            elif code == 530 or (result.policy_rejection and _RELAY_DENIED.search(result.detail)):
-                result = _ours(result, "the relay refused to relay for us", "relay")
-            return result, _reset(conn)
-        except smtplib.SMTPSenderRefused as exc:
-            result = _from_reply(exc.smtp_code, exc.smtp_error)
-            if exc.smtp_code != _MESSAGE_TOO_BIG and result.outcome is not Outcome.SENT:
-                result = _ours(result, f"the relay refused our envelope sender {sender}", "sender")
-            return result, _reset(conn)
-        except smtplib.SMTPDataError as exc:
-            return _from_reply(exc.smtp_code, exc.smtp_error), _reset(conn)
-        except smtplib.SMTPNotSupportedError as exc:
-            # Raised before anything is sent, when SMTPUTF8 is needed but not offered.
-            return SendResult(Outcome.FAILED, None, f"cannot send to this address: {exc}"), True
-        except smtplib.SMTPServerDisconnected as exc:
-            return SendResult(Outcome.RETRY, None, f"connection dropped: {_one_line(exc)}"), False
-        except smtplib.SMTPResponseException as exc:
-            return _from_reply(exc.smtp_code, exc.smtp_error), False
-        except TimeoutError:
-            return SendResult(Outcome.RETRY, None, "timed out waiting for the server"), False
-        except OSError as exc:
-            return SendResult(Outcome.RETRY, None, f"connection dropped: {_one_line(exc)}"), False
-        except smtplib.SMTPException as exc:
-            return SendResult(Outcome.RETRY, None, f"SMTP error: {_one_line(exc)}"), False
+        except (smtplib.SMTPException, OSError) as exc:
+            return _refusal(conn, exc, sender, recipient)
         if recipient in refused:  # only when other recipients were accepted; kept for safety
             code, text = refused[recipient]
             return _from_reply(code, text), True
         # sendmail only returns normally when DATA was answered with exactly 250.
         return SendResult(Outcome.SENT, 250, "250 message accepted"), True
+
+
+def _refusal(
+    conn: smtplib.SMTP, exc: smtplib.SMTPException | OSError, sender: str, recipient: str
+) -> tuple[SendResult, bool]:
+    """What a failed transaction means, and whether its connection can be used again."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = exc.recipients.get(recipient) or next(iter(exc.recipients.values()))
+        result = _from_reply(code, text)
+        if result.outcome is not Outcome.SENT and _SENDER_REJECTED.search(result.detail):
+            result = _ours(result, f"the relay refused our envelope sender {sender}", "sender")
+        elif code == 530 or (result.policy_rejection and _RELAY_DENIED.search(result.detail)):
+            result = _ours(result, "the relay refused to relay for us", "relay")
+        return result, _reset(conn)
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        result = _from_reply(exc.smtp_code, exc.smtp_error)
+        if exc.smtp_code != _MESSAGE_TOO_BIG and result.outcome is not Outcome.SENT:
+            result = _ours(result, f"the relay refused our envelope sender {sender}", "sender")
+        return result, _reset(conn)
+    if isinstance(exc, smtplib.SMTPDataError):
+        return _from_reply(exc.smtp_code, exc.smtp_error), _reset(conn)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        # Raised before anything is sent, when SMTPUTF8 is needed but not offered.
+        return SendResult(Outcome.FAILED, None, f"cannot send to this address: {exc}"), True
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return SendResult(Outcome.RETRY, None, f"connection dropped: {_one_line(exc)}"), False
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _from_reply(exc.smtp_code, exc.smtp_error), False
+    if isinstance(exc, TimeoutError):
+        return SendResult(Outcome.RETRY, None, "timed out waiting for the server"), False
+    if isinstance(exc, OSError):
+        return SendResult(Outcome.RETRY, None, f"connection dropped: {_one_line(exc)}"), False
+    return SendResult(Outcome.RETRY, None, f"SMTP error: {_one_line(exc)}"), False
 
 
 _LEADING_PERIOD = re.compile(rb"(?m)^\.")

@@ -7,6 +7,7 @@ The scheduler's commands (`wg run`, `wg scheduler`, `wg tick`) join through the
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -219,7 +220,7 @@ def web_command(host: str, port: int, workers: int) -> None:
 
 def main() -> None:
     arguments = sys.argv[1:]
-    if any(a == "inbound" and b == "read" for a, b in zip(arguments, arguments[1:], strict=False)):
+    if ("inbound", "read") in itertools.pairwise(arguments):
         sys.exit(_for_a_mail_server(arguments))
     cli.main(prog_name="wg")
 

@@ -322,15 +322,9 @@ def load_settings(environ: Mapping[str, str | None], instance_path: Path) -> Set
 
 def _complete(settings: Settings, instance_path: Path) -> Settings:
     """Fill the defaults that depend on other settings, and refuse unsafe production set-ups."""
-    changes: dict[str, object] = {}
     if settings.production:
-        for name in ("secret_key", "mail_from", "coordinator_emails"):
-            if not getattr(settings, name):
-                raise SettingError(f"WG_{name.upper()}: required when WG_ENV=production")
-        if not settings.smtp_host:
-            raise SettingError("WG_SMTP_HOST: required when WG_ENV=production")
-        if settings.base_url.startswith("http://"):
-            raise SettingError("WG_BASE_URL: must be https:// when WG_ENV=production")
+        _refuse_an_unsafe_production(settings)
+    changes: dict[str, object] = {}
     dkim = [settings.dkim_selector, settings.dkim_domain, settings.dkim_key_file]
     if any(dkim) and not all(dkim):
         raise SettingError(
@@ -356,6 +350,14 @@ def _complete(settings: Settings, instance_path: Path) -> Settings:
     if not settings.coordinator_emails:
         changes["coordinator_emails"] = (f"coordinator@{domain}",)
     return Settings(**{**settings.__dict__, **changes})
+
+
+def _refuse_an_unsafe_production(settings: Settings) -> None:
+    for name in ("secret_key", "mail_from", "coordinator_emails", "smtp_host"):
+        if not getattr(settings, name):
+            raise SettingError(f"WG_{name.upper()}: required when WG_ENV=production")
+    if settings.base_url.startswith("http://"):
+        raise SettingError("WG_BASE_URL: must be https:// when WG_ENV=production")
 
 
 def development_secret_key(instance_path: Path) -> str:

@@ -86,9 +86,8 @@ def add(db: Session, email: str, *, language: str, actor: str, now: datetime) ->
     if row is None:
         row = Coordinator(email=email, added_at=now, added_by=actor)
         db.add(row)
-    elif row.removed_at is None:
-        if row.language.value == language:
-            raise CoordinatorError(f"{email} is already a coordinator")
+    elif row.removed_at is None and row.language.value == language:
+        raise CoordinatorError(f"{email} is already a coordinator")
     row.language = Language(language)
     row.removed_at = None
     row.added_by = actor

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, current_app, g, request
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event
@@ -43,7 +43,7 @@ def _is_sqlite(dialect: object) -> bool:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
 # What a database that is down, restarting, or locked for too long raises: a calm answer and

@@ -29,7 +29,7 @@ def _now() -> datetime:
 class DatabaseStorage(Storage):
     """Fixed-window counters, one row per key, upserted in one statement per hit."""
 
-    STORAGE_SCHEME = [SCHEME]
+    STORAGE_SCHEME = [SCHEME]  # noqa: RUF012  (limits' own declaration is not a ClassVar)
 
     def __init__(
         self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any

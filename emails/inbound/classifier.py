@@ -115,14 +115,9 @@ def _classify(raw: bytes, secret: str) -> Inbound:
         return_path_numbers=_delivered_to_numbers(message, secret),
         dmarc=dmarc_result(message),
     )
-    truncated = False
-    for part in parts(message):
-        for defect in part.defects:
-            name = type(defect).__name__
-            if name in _BROKEN_STRUCTURE:
-                return _malformed(common, _BROKEN_STRUCTURE[name])
-            if name == "CloseBoundaryNotFoundDefect":
-                truncated = True
+    broken, truncated = _structure(message)
+    if broken:
+        return _malformed(common, broken)
 
     bounce = find_bounce(message, raw)
     if bounce is not None:
@@ -160,6 +155,19 @@ def _classify(raw: bytes, secret: str) -> Inbound:
     if truncated:
         return _malformed(common, "multipart cut short (closing boundary missing)")
     return replace(common, reason="no In-Reply-To or References")
+
+
+def _structure(message: Message) -> tuple[str, bool]:
+    """(why the MIME structure is broken, or "", whether a multipart was cut short)."""
+    truncated = False
+    for part in parts(message):
+        for defect in part.defects:
+            name = type(defect).__name__
+            if name in _BROKEN_STRUCTURE:
+                return _BROKEN_STRUCTURE[name], truncated
+            if name == "CloseBoundaryNotFoundDefect":
+                truncated = True
+    return "", truncated
 
 
 def _malformed(common: Inbound | None, reason: str) -> Inbound:

@@ -18,8 +18,10 @@ _NOT_A_TAG = re.compile(r"<(?![A-Za-z/!?][^<>]*>)")
 class _HtmlText(HTMLParser):
     """HTML to plain text, leaving out quoted history (blockquote, Gmail's quote) and scripts."""
 
-    _VOID = {"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base", "source"}
-    _BLOCK = {
+    _VOID = frozenset(
+        {"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base", "source"}
+    )
+    _BLOCK = frozenset({
         "p",
         "div",
         "br",
@@ -41,10 +43,12 @@ class _HtmlText(HTMLParser):
         "header",
         "footer",
         "blockquote",
-    }
-    _SKIP_TAGS = {"blockquote", "style", "script", "head", "title", "template"}
-    _SKIP_CLASSES = {"gmail_quote", "gmail_signature", "moz-cite-prefix", "moz-signature"}
-    _SKIP_IDS = {"divrplyfwdmsg"}
+    })
+    _SKIP_TAGS = frozenset({"blockquote", "style", "script", "head", "title", "template"})
+    _SKIP_CLASSES = frozenset(
+        {"gmail_quote", "gmail_signature", "moz-cite-prefix", "moz-signature"}
+    )
+    _SKIP_IDS = frozenset({"divrplyfwdmsg"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import itertools
 import quopri
 import re
@@ -124,9 +125,9 @@ def _ids(message: Message, name: str) -> Iterator[str]:
             yield found.group(0)
         if not matched:
             bare = value.strip()
-            if "@" in bare and len(bare) <= 248 and not any(c.isspace() for c in bare):
-                if MSGID.fullmatch(f"<{bare}>"):
-                    yield f"<{bare}>"
+            plausible = "@" in bare and len(bare) <= 248 and not any(c.isspace() for c in bare)
+            if plausible and MSGID.fullmatch(f"<{bare}>"):
+                yield f"<{bare}>"
 
 
 def references(message: Message) -> tuple[str, ...]:
@@ -214,12 +215,10 @@ def message_part_text(part: Message) -> str:
     text = "\n\n".join(blocks)
     encoding = header(part, "Content-Transfer-Encoding").strip().lower()
     if encoding == "base64":
-        try:
+        with contextlib.suppress(binascii.Error, ValueError):
             text = base64.b64decode("".join(text.split()), validate=False).decode(
                 "utf-8", "replace"
             )
-        except (binascii.Error, ValueError):
-            pass
     elif encoding == "quoted-printable":
         text = quopri.decodestring(text.encode("utf-8", "replace")).decode("utf-8", "replace")
     return text

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError
 from sqlalchemy import select
@@ -81,6 +81,7 @@ LIMITS = {
 
 _LINE_BREAK = re.compile("[\r\n\u2028\u2029\x85]")
 
+_T = TypeVar("_T")
 BATCH_SIZE = 1000  # rows per round of queries and flush
 
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
@@ -250,56 +251,34 @@ def _header(cells: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
 
 def _check_row(line: int, values: dict[str, str], columns: dict[str, int]) -> RosterRow | list[str]:
     """A checked row, or the reasons it cannot be imported."""
-    reasons: list[str] = []
-    for name, value in values.items():
-        if _LINE_BREAK.search(value):
-            reasons.append(f"line break in {name}")
-        elif has_control_characters(value) or "\t" in value:
-            reasons.append(f"control character in {name}")
+    reasons = _unsafe_cells(values)
     if reasons:  # the other checks would only echo the unsafe value back
         return reasons
-
-    for name, limit in LIMITS.items():
-        if len(values.get(name, "")) > limit:
-            reasons.append(f"{name} is longer than {limit} characters")
+    reasons = [
+        f"{name} is longer than {limit} characters"
+        for name, limit in LIMITS.items()
+        if len(values.get(name, "")) > limit
+    ]
     organisation = values["organization"]
     if not organisation:
         reasons.append("organization is empty")
-
-    kind = None
-    if values.get("kind"):
-        kind = KINDS.get(values["kind"].lower())
-        if kind is None:
-            reasons.append(
-                f"kind {_shown(values['kind'])} is not organisation, institution or individual"
-            )
-
-    contact_cells = ("name", "email", "language", "role", "phone")
-    if not any(values.get(name) for name in contact_cells):
+    kind = _one_of(values, "kind", KINDS, "organisation, institution or individual", reasons)
+    if not any(values.get(name) for name in ("name", "email", "language", "role", "phone")):
         # An organisation without contacts, as export writes it.
         return reasons or RosterRow(line=line, organisation=organisation, kind=kind)
-
     if not values["name"]:
         reasons.append("name is empty")
-    email = ""
+    email = _email(values["email"], reasons) if values["email"] else ""
     if not values["email"]:
         reasons.append("email is empty")
-    else:
-        email = _email(values["email"], reasons)
     language = LANGUAGES.get(values["language"].casefold())
-    if language is None:
-        if values["language"]:
-            reasons.append(f"language {_shown(values['language'])} is not en or km")
-        else:
-            reasons.append("language is empty")
-    status = None
-    if values.get("status"):
-        status = STATUSES.get(values["status"].lower())
-        if status is None:
-            reasons.append(
-                f"status {_shown(values['status'])} is not active, inactive, unsubscribed "
-                "or bounced"
-            )
+    if language is None and values["language"]:
+        reasons.append(f"language {_shown(values['language'])} is not en or km")
+    elif language is None:
+        reasons.append("language is empty")
+    status = _one_of(
+        values, "status", STATUSES, "active, inactive, unsubscribed or bounced", reasons
+    )
     if reasons:
         return reasons
     return RosterRow(
@@ -313,6 +292,30 @@ def _check_row(line: int, values: dict[str, str], columns: dict[str, int]) -> Ro
         kind=kind,
         status=status,
     )
+
+
+def _unsafe_cells(values: dict[str, str]) -> list[str]:
+    """Line breaks and control characters, which would end up in mail headers."""
+    reasons = []
+    for name, value in values.items():
+        if _LINE_BREAK.search(value):
+            reasons.append(f"line break in {name}")
+        elif has_control_characters(value) or "\t" in value:
+            reasons.append(f"control character in {name}")
+    return reasons
+
+
+def _one_of(
+    values: dict[str, str], column: str, allowed: dict[str, _T], names: str, reasons: list[str]
+) -> _T | None:
+    """The value of an optional column that must be one of `allowed` (case aside)."""
+    given = values.get(column, "")
+    if not given:
+        return None
+    found = allowed.get(given.lower())
+    if found is None:
+        reasons.append(f"{column} {_shown(given)} is not {names}")
+    return found
 
 
 def _email(value: str, reasons: list[str]) -> str:

@@ -146,7 +146,7 @@ def confirm(token: str) -> ResponseReturnValue:
 @bp.route("/confirm/<token>/resend", methods=["POST"])
 @limiter.limit(_join_limit)
 def resend_confirmation(token: str) -> ResponseReturnValue:
-    lookup, join_request = _confirm_lookup(token)
+    _confirm_lookup(token)  # 404 for a link that never was
     form = ConfirmForm()
     if not form.validate_on_submit():
         resend = url_for(".resend_confirmation", token=token)

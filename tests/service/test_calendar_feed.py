@@ -77,7 +77,7 @@ def test_the_feed_follows_a_reschedule_and_a_cancellation(app, client, clock, in
 def test_the_feed_holds_every_meeting_to_come_and_drops_old_ones(
     app, client, clock, db, invited
 ):
-    meeting_id, mail = invited
+    _, mail = invited
     path = feed_path(client, mail)
     add_meeting(app, clock, local(2027, 2, 11, 14, 0))  # not invited yet: in the feed already
 

@@ -276,7 +276,7 @@ def test_a_claim_lasts_minutes_and_a_working_sender_renews_it(app, clock, db, re
         clock.advance(seconds=90)
         sender._renew_leases(clock())
 
-    assert LEASE == timedelta(minutes=2) and claimed == clock() - timedelta(seconds=90) + LEASE
+    assert timedelta(minutes=2) == LEASE and claimed == clock() - timedelta(seconds=90) + LEASE
     assert row_for(db, "amara@riverbank.example").lease_expires_at == clock() + LEASE
 
 
