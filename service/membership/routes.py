@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from forms import (
@@ -58,10 +59,9 @@ def home() -> ResponseReturnValue:
 @bp.route("/join", methods=["GET", "POST"])
 @limiter.limit(_join_limit, methods=["POST"])
 def join() -> ResponseReturnValue:
-    form = JoinForm()
     if request.method == "GET":
-        form.language.data = form.language.data or current_language()
-        return render_template("membership/join.html", form=form)
+        return _empty_join_form()
+    form = JoinForm()
     if form.is_spam:
         return render_template(
             "error.html",
@@ -93,6 +93,25 @@ def join() -> ResponseReturnValue:
     )
     db_session().commit()
     return redirect(url_for(".join_sent"))
+
+
+# The empty join form by (language, address): the busiest public page is the same for every
+# visitor but for the form's token, which is put in per visitor.
+_empty_join_forms: dict[tuple[str, str], str] = {}
+_TOKEN_HOLE = "wg-form-token-hole"
+
+
+def _empty_join_form() -> str:
+    token = generate_csrf()  # this visitor's, kept in their session as FlaskForm would
+    key = (current_language(), request.full_path)
+    page = _empty_join_forms.get(key)
+    if page is None:
+        form = JoinForm()
+        form.language.data = current_language()
+        page = render_template("membership/join.html", form=form).replace(token, _TOKEN_HOLE)
+        if set(request.args) <= {"lang"}:  # not one page per made-up query string
+            _empty_join_forms[key] = page
+    return page.replace(_TOKEN_HOLE, token)
 
 
 @bp.route("/join/sent")

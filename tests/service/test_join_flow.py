@@ -294,3 +294,17 @@ def test_organisation_names_compare_without_case_spaces_or_punctuation():
     assert comparable_name("KK-Test  Org.") == comparable_name("kk test org") == "kktestorg"
     assert comparable_name("សមាគម ក្ដីសង្ឃឹម") == comparable_name("សមាគមក្ដីសង្ឃឹម")
     assert comparable_name("ក្ដី") != comparable_name("កដ")  # Khmer signs count
+
+
+def test_the_empty_join_form_is_one_page_but_each_visitor_has_their_own_form_token(app):
+    from tests.web import CSRF, join_form
+
+    first, second = app.test_client(), app.test_client()
+    pages = [first.get("/join").get_data(as_text=True), second.get("/join").get_data(as_text=True)]
+    tokens = [CSRF.search(page).group(1) for page in pages]
+
+    assert tokens[0] != tokens[1]
+    assert pages[0].replace(tokens[0], "") == pages[1].replace(tokens[1], "")
+    crossed = second.post("/join", data={**join_form(), "csrf_token": tokens[0]})
+    own = second.post("/join", data={**join_form(), "csrf_token": tokens[1]})
+    assert (crossed.status_code, own.status_code) == (400, 302)
