@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from sqlalchemy.orm import joinedload
 
 from forms import RsvpForm
 from service import tokens
@@ -27,7 +28,13 @@ ANSWERS = ("yes", "no", "maybe")
 def rsvp(token: str) -> ResponseReturnValue:
     moment = now()
     lookup = tokens.find(db_session(), TokenPurpose.RSVP, token, now=moment)
-    invitation = db_session().get(Invitation, lookup.token.subject_id) if lookup.token else None
+    invitation = None
+    if lookup.token is not None:  # with its meeting and member, in the same query
+        invitation = db_session().get(
+            Invitation,
+            lookup.token.subject_id,
+            options=[joinedload(Invitation.meeting), joinedload(Invitation.contact)],
+        )
     if invitation is None:
         abort(404)
     g.language_hint = invitation.contact.language.value
@@ -89,7 +96,13 @@ CALENDAR_TYPE = "text/calendar; charset=utf-8"
 def rsvp_calendar(token: str) -> ResponseReturnValue:
     """The invitation as a file to add to a calendar (the same event as the emailed one)."""
     lookup = tokens.find(db_session(), TokenPurpose.RSVP, token, now=now())
-    invitation = db_session().get(Invitation, lookup.token.subject_id) if lookup.token else None
+    invitation = None
+    if lookup.token is not None:  # with its meeting and member, in the same query
+        invitation = db_session().get(
+            Invitation,
+            lookup.token.subject_id,
+            options=[joinedload(Invitation.meeting), joinedload(Invitation.contact)],
+        )
     if invitation is None:
         abort(404)
     rsvp_url = external_url("meetings.rsvp", token=token)
