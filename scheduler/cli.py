@@ -11,24 +11,17 @@ import threading
 from pathlib import Path
 
 import click
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from emails.transport import Transport
 from scheduler import jobs
-from scheduler.leader import Leadership
-from scheduler.runner import add_jobs
 from service.cliutil import parse_moment
 from service.clock import now as clock_now
 from service.config import Settings, prepare_instance, settings
 from service.db import get_database
-from service.devmail.catcher import start_catcher
 from service.devmail.routes import CATCHER_DIR
 from service.outbox import OutboxSender
-from service.senders import SenderPool
 from service.web import redact_path
 
 
@@ -37,14 +30,6 @@ def _configure_logging() -> None:
     # The SMTP server and the scheduler log every connection and run; keep their warnings only.
     for noisy in ("mail.log", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-class _RedactingRequestHandler(WSGIRequestHandler):
-    """Werkzeug's request log without the secrets that links carry in their paths."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.requestline = redact_path(self.requestline)
-        super().log_request(code, size)
 
 
 def _stop_on_sigterm() -> None:
@@ -73,6 +58,20 @@ def _links_to_this_server(app: Flask, host: str, port: int) -> Settings:
 def run_command(host: str, port: int) -> None:
     """The embedded default: web and scheduler in one process, and a mail catcher when
     WG_SMTP_HOST is empty (caught mail at /dev/mail)."""
+    # Imported here: `wg tick` and the other commands start without them.
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    from scheduler.runner import add_jobs
+    from service.devmail.catcher import start_catcher
+
+    class RedactingRequestHandler(WSGIRequestHandler):
+        """Werkzeug's request log without the secrets that links carry in their paths."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            self.requestline = redact_path(self.requestline)
+            super().log_request(code, size)
+
     _configure_logging()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     prepare_instance(Path(app.instance_path), settings(app))
@@ -100,7 +99,7 @@ def run_command(host: str, port: int) -> None:
         scheduler.start()
         _stop_on_sigterm()
         server = make_server(
-            host, port, app, threaded=True, request_handler=_RedactingRequestHandler
+            host, port, app, threaded=True, request_handler=RedactingRequestHandler
         )
         click.echo(f"join form at http://{host}:{port}/join")
         server.serve_forever()
@@ -119,6 +118,11 @@ def run_command(host: str, port: int) -> None:
 @with_appcontext
 def scheduler_command() -> None:
     """The clock for production: run exactly one beside the web processes."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from scheduler.leader import Leadership
+    from scheduler.runner import add_jobs
+
     _configure_logging()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     _stop_on_sigterm()
@@ -151,6 +155,8 @@ def tick_command(now_text: str | None) -> None:
     config = settings(app)
     moment = parse_moment(now_text) if now_text else clock_now(app)
     if config.senders > 1:
+        from service.senders import SenderPool
+
         with SenderPool(app, config.senders) as pool:
             report = jobs.tick(app, pool, moment)
     else:
