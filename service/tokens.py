@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.models import Token, TokenPurpose
@@ -94,3 +94,16 @@ def find(db: Session, purpose: TokenPurpose, raw: str, *, now: datetime) -> Look
         return Lookup(None)
     expired = token.expires_at is not None and token.expires_at <= now
     return Lookup(token, expired=expired)
+
+
+def spend(db: Session, token: Token, *, now: datetime) -> bool:
+    """Use a link once: a conditional update, so that of two presses at once only one uses it."""
+    spent = db.execute(
+        update(Token)
+        .where(Token.id == token.id, Token.used_at.is_(None))
+        .values(used_at=now)
+        .returning(Token.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    db.refresh(token)
+    return spent is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emails import names
@@ -78,7 +78,7 @@ def sign_in(db: Session, raw: str, *, now: datetime) -> str | None:
     """Use a sign-in link once; the new session's secret for the cookie, or None."""
     lookup = tokens.find(db, TokenPurpose.CONSOLE_SIGN_IN, raw, now=now)
     coordinator = _holder_of(db, lookup)
-    if coordinator is None or not _spend(db, lookup.token, now=now):  # type: ignore[arg-type]
+    if coordinator is None or not tokens.spend(db, lookup.token, now=now):  # type: ignore[arg-type]
         return None
     hours = settings().console_session_hours
     session = tokens.issue(
@@ -94,18 +94,6 @@ def sign_in(db: Session, raw: str, *, now: datetime) -> str | None:
     return session
 
 
-def _spend(db: Session, token: Token, *, now: datetime) -> bool:
-    """A conditional update: of two presses at once, only one signs in."""
-    spent = db.execute(
-        update(Token)
-        .where(Token.id == token.id, Token.used_at.is_(None))
-        .values(used_at=now)
-        .returning(Token.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    return spent is not None
-
-
 def signed_in(db: Session, raw: str, *, now: datetime) -> Coordinator | None:
     """The coordinator whose session this secret is, while it lasts and they are on the list."""
     return _holder_of(db, tokens.find(db, TokenPurpose.CONSOLE_SESSION, raw, now=now))
@@ -115,7 +103,7 @@ def sign_out(db: Session, raw: str, *, now: datetime) -> None:
     """End the session: its secret no longer signs anyone in, wherever it was copied."""
     lookup = tokens.find(db, TokenPurpose.CONSOLE_SESSION, raw, now=now)
     coordinator = _holder_of(db, lookup)
-    if coordinator is None or not _spend(db, lookup.token, now=now):  # type: ignore[arg-type]
+    if coordinator is None or not tokens.spend(db, lookup.token, now=now):  # type: ignore[arg-type]
         return
     audit.record(db, "console.signed_out", coordinator, at=now, actor=coordinator.email)
     db.flush()

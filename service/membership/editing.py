@@ -118,7 +118,7 @@ def confirm_address_change(db: Session, raw: str, *, now: datetime) -> Contact |
     if not lookup.valid or contact is None:
         return None
     new = lookup.token.holder  # type: ignore[union-attr]
-    if _address_in_use(db, new) or not operations.spend(db, lookup.token, now=now):  # type: ignore[arg-type]
+    if _address_in_use(db, new) or not tokens.spend(db, lookup.token, now=now):  # type: ignore[arg-type]
         return None
     old = contact.email
     contact.email = new

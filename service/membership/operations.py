@@ -650,7 +650,7 @@ def confirm_representative(db: Session, raw: str, *, now: datetime) -> Contact |
     lookup, contact = find_representative_link(db, raw, now=now)
     if not lookup.valid or contact is None or contact.status is not ContactStatus.UNCONFIRMED:
         return None
-    if not spend(db, lookup.token, now=now):  # type: ignore[arg-type]
+    if not tokens.spend(db, lookup.token, now=now):  # type: ignore[arg-type]
         return None
     # They asked for the group's mail themselves: an earlier suppression no longer holds.
     suppression = db.scalar(select(Suppression).where(Suppression.email == contact.email))
@@ -681,7 +681,7 @@ def resend_representative_link(db: Session, raw: str, *, now: datetime) -> bool:
         return False
     if why_no_link(db, contact.email, now=now):
         return True
-    if not spend(db, lookup.token, now=now):
+    if not tokens.spend(db, lookup.token, now=now):
         return False
     named_by = db.scalar(
         select(JoinRequest.submitted).where(JoinRequest.organisation_id == contact.organisation_id)
@@ -690,19 +690,6 @@ def resend_representative_link(db: Session, raw: str, *, now: datetime) -> bool:
     audit.record(db, "contact.confirmation_resent", contact, at=now, actor=contact.email)
     db.flush()
     return True
-
-
-def spend(db: Session, token: Token, *, now: datetime) -> bool:
-    """Use a link once: a conditional update, so two presses at once cannot both use it."""
-    spent = db.execute(
-        update(Token)
-        .where(Token.id == token.id, Token.used_at.is_(None))
-        .values(used_at=now)
-        .returning(Token.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    db.refresh(token)
-    return spent is not None
 
 
 def unsubscribe(db: Session, contact: Contact, *, now: datetime, via: str) -> bool:
