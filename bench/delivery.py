@@ -122,7 +122,7 @@ def run(
         for attempt in range(repeats):
             if attempt:
                 requeue(app)
-            baselines.append(smtplib_rate(port, messages, queued, connections))
+            baselines.append(smtplib_rate(port, messages, queued, senders * connections))
             rate, sent = outbox_rate(app, senders)
             rates.append(rate)
             if sent != queued:

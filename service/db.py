@@ -105,6 +105,9 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # 64 MiB of page cache (the default is 2 MiB): a meeting's invitations to a large
+        # membership write into big indexes, and should not read them back from disk.
+        cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
 
     @event.listens_for(engine, "begin")
