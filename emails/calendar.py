@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage, MIMEPart
@@ -33,12 +32,12 @@ from icalendar import (
     vRecur,
 )
 
+from emails.text import printable
+
 PRODID = "-//wg-mailer//Meeting invitation//EN"
 METHODS = ("REQUEST", "CANCEL")
 ATTACHMENT_NAME = "invite.ics"
 
-# C0 controls other than TAB and LF, and DEL: not allowed in iCalendar TEXT (RFC 5545 3.3.11).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 
@@ -271,8 +270,8 @@ def _aware(moment: datetime, name: str) -> datetime:
 
 
 def _text(value: str) -> str:
-    """TEXT as RFC 5545 allows it: line breaks as LF (escaped as \\n by icalendar)."""
-    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    """TEXT as RFC 5545 3.3.11 allows it: no controls, line breaks as LF (escaped by icalendar)."""
+    return printable(value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _uri(value: str) -> str:
@@ -283,7 +282,7 @@ def _uri(value: str) -> str:
 
 def _address(email: str, name: str, **params: str) -> vCalAddress:
     address = vCalAddress(f"mailto:{_uri(email)}")
-    cleaned = " ".join(_CONTROL.sub(" ", name).split())
+    cleaned = " ".join(printable(name).split())
     if cleaned:
         address.params["CN"] = cleaned
     for key, value in params.items():

@@ -9,17 +9,9 @@ from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from wtforms import Field, Form, ValidationError
 
-# C0/C1 control characters. Khmer's zero-width spaces are format characters, not controls,
-# and stay. Line breaks and tabs are judged by `has_control_characters`.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from emails.text import has_control_characters
+
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{6,40}$")
-
-
-def has_control_characters(value: str, *, multiline: bool = False) -> bool:
-    """Whether `value` holds a control character; line breaks count unless `multiline`."""
-    text = value.replace("\r\n", "\n").replace("\n", "") if multiline else value
-    text = text.replace("\t", "") if multiline else text
-    return bool(_CONTROL.search(text)) or (not multiline and ("\n" in value or "\r" in value))
 
 
 class SingleLine:

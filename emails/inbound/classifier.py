@@ -34,11 +34,11 @@ from emails.inbound.parsing import (
     message_id,
     one_line,
     parts,
-    printable,
     references,
     sender,
 )
 from emails.inbound.plain_replies import own_words, read_answer
+from emails.text import printable
 from emails.verp import numbers_in
 
 _KNOWN_HEADERS = {

@@ -20,13 +20,12 @@ from email.message import Message
 from email.utils import getaddresses
 
 from emails.inbound.html_text import html_to_text
+from emails.text import has_control_characters, printable
 
 LONGEST_HEADER = 8_000
 MAX_REFERENCES = 50
 MAX_IN_REPLY_TO = 5
 
-# C0 controls but TAB, LF and CR; DEL; C1 controls.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # A Message-ID: no spaces, no controls, and no longer than the outbox keeps one.
 MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,250}>")
 
@@ -40,13 +39,9 @@ def unzero(text: str) -> str:
     return ZERO_WIDTH.sub("", text)
 
 
-def printable(text: str) -> str:
-    """`text` without control characters (TAB and line ends are kept)."""
-    return _CONTROL.sub("", text)
-
-
 def has_control(text: str) -> bool:
-    return _CONTROL.search(text) is not None or "\t" in text or "\n" in text or "\r" in text
+    """Whether a header value holds a control character, a tab or a line break."""
+    return has_control_characters(text) or "\t" in text
 
 
 def one_line(value: str) -> str:

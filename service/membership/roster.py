@@ -23,9 +23,9 @@ from email_validator import EmailNotValidError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from emails.text import has_control_characters
 from forms.validators import (
     NonAsciiMailbox,
-    has_control_characters,
     is_phone_number,
     mailable_address,
     normalise_phone,
