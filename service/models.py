@@ -352,6 +352,10 @@ class InboundMessage(Base):
     kind: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[InboundOutcome] = mapped_column(_enum(InboundOutcome))
     detail: Mapped[str] = mapped_column(Text, default="")
+    # Why it needs a person (emails.attention.REASONS) and the words that fill the reason
+    # in, so the digest says it in each coordinator's language; "" before revision 0007.
+    reason: Mapped[str] = mapped_column(String(40), default="")
+    reason_args: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     excerpt: Mapped[str] = mapped_column(Text, default="")
     # Kept only when a person must look at it (unparseable or unclear).
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)

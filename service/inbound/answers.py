@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from emails.attention import Attention
 from emails.calendar import invitation_uid
 from emails.inbound import Answer, CalendarReply, Inbound, Reply
 from service.config import settings
@@ -37,30 +38,24 @@ _MEETING_UID = re.compile(r"meeting-([0-9a-f]{32})(?:-[0-9a-f]{32})?@.+")
 
 def calendar_answer(
     db: Session, inbound: Inbound, reply: CalendarReply, *, now: datetime
-) -> tuple[InboundOutcome, str]:
+) -> tuple[InboundOutcome, str | Attention]:
     """Record the answer of a calendar REPLY from the invitee about their own invitation."""
     match = _MEETING_UID.fullmatch(reply.uid)
     meeting = (
         db.scalar(select(Meeting).where(Meeting.public_id == match.group(1))) if match else None
     )
     if meeting is None:
-        return InboundOutcome.ATTENTION, f"calendar reply for an unknown event {reply.uid}"
+        return InboundOutcome.ATTENTION, Attention("unknown_event", {"uid": reply.uid})
     sender = inbound.sender or ""
     if reply.attendee != sender:
-        return InboundOutcome.ATTENTION, (
-            f"a calendar answer for {reply.attendee} sent by {sender or 'no address'}: "
-            "only the invitee may answer"
+        return InboundOutcome.ATTENTION, Attention(
+            "calendar_for_another", {"attendee": reply.attendee, "sender": sender or "-"}
         )
     invitation = _invitation(db, meeting, sender)
     if invitation is None:
-        return InboundOutcome.ATTENTION, (
-            f"calendar reply from {sender}, who was not invited to {reply.uid}"
-        )
+        return InboundOutcome.ATTENTION, Attention("calendar_not_invited", {"sender": sender})
     if not (_is_own_uid(invitation, reply.uid) or _replies_to(db, inbound, invitation)):
-        return InboundOutcome.ATTENTION, (
-            f"a calendar answer from {sender} tied neither to their invitation's event "
-            "nor to its mail: not acted upon"
-        )
+        return InboundOutcome.ATTENTION, Attention("calendar_untied", {"sender": sender})
     if reply.sequence < meeting.sequence:
         return InboundOutcome.IGNORED, (
             f"stale calendar reply (sequence {reply.sequence}, current {meeting.sequence})"
@@ -77,17 +72,18 @@ def calendar_answer(
 
 def reply_answer(
     db: Session, inbound: Inbound, reply: Reply, *, now: datetime
-) -> tuple[InboundOutcome, str]:
+) -> tuple[InboundOutcome, str | Attention]:
     """Record the answer in a plain reply from the invitee to their invitation's mail."""
     invitation = invitation_replied_to(db, inbound.references)
     if invitation is None:
-        return InboundOutcome.ATTENTION, "a reply, but not to an invitation"
+        return InboundOutcome.ATTENTION, Attention("reply_not_to_invitation")
     if (inbound.sender or "") != invitation.contact.email:
-        return InboundOutcome.ATTENTION, (
-            f"a reply about {invitation.contact.email}'s invitation from {inbound.sender}"
+        return InboundOutcome.ATTENTION, Attention(
+            "reply_from_another",
+            {"invitee": invitation.contact.email, "sender": inbound.sender or "-"},
         )
     if reply.answer is None:
-        return InboundOutcome.ATTENTION, "a reply to an invitation without a clear answer"
+        return InboundOutcome.ATTENTION, Attention("reply_unclear")
     return _answer(
         db, invitation, ANSWERS[reply.answer], AnswerChannel.EMAIL, evidence=reply.text, now=now
     )

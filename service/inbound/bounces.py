@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from emails.attention import Attention
 from emails.inbound import Bounce, Inbound
 from service import audit
 from service.db import insert_ignoring_duplicates
@@ -29,25 +30,25 @@ SCORE_STALE_AFTER = timedelta(days=7)
 
 def act_on_bounce(
     db: Session, inbound: Inbound, bounce: Bounce, *, now: datetime
-) -> tuple[InboundOutcome, str]:
+) -> tuple[InboundOutcome, str | Attention]:
     """Count a bounce against the recipient of the message it is tied to, or file it."""
     sent = bounced_message(db, inbound.return_path_numbers, bounce.original_message_id)
     if sent is None:
-        named = bounce.recipient or "no address"
-        return InboundOutcome.ATTENTION, (
-            f"a bounce ({bounce.status}) naming {named}, tied to no message we sent "
-            "(no return path of ours, no Message-ID of ours): not acted upon"
+        # No return path of ours and no Message-ID of ours: anyone could have written it.
+        return InboundOutcome.ATTENTION, Attention(
+            "bounce_untied", {"status": bounce.status, "recipient": bounce.recipient or "-"}
         )
     recipient = sent.recipient
     if bounce.policy:
         # The receiving server refused us (DMARC, reputation): the sender must act, not the
         # member. It is shown to the coordinator and never counted against the address.
-        return InboundOutcome.ATTENTION, (
-            f"sending problem: {recipient} refused our mail ({bounce.status}): {bounce.diagnostic}"
+        return InboundOutcome.ATTENTION, Attention(
+            "sending_refused",
+            {"recipient": recipient, "status": bounce.status, "diagnostic": bounce.diagnostic},
         )
     contact = db.scalar(select(Contact).where(Contact.email == recipient.lower()))
     if contact is None:
-        return InboundOutcome.ATTENTION, f"bounce for {recipient}, who is not a member"
+        return InboundOutcome.ATTENTION, Attention("bounce_not_member", {"recipient": recipient})
     return _count(db, contact, bounce, now=now)
 
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from emails.attention import Attention
 from emails.inbound import Inbound, Kind, classify
 from service.config import settings
 from service.db import UNAVAILABLE, insert_ignoring_duplicates
@@ -94,17 +95,19 @@ def _process(db: Session, raw: bytes, digest: str, inbound: Inbound, *, now: dat
     outcome, detail = _act(db, inbound, now=now)
     record = db.scalars(select(InboundMessage).where(InboundMessage.digest == digest)).one()
     record.outcome = outcome
-    record.detail = detail[:2000]
+    record.detail = str(detail)[:2000]
+    if isinstance(detail, Attention):
+        record.reason, record.reason_args = detail.reason, dict(detail.args)
     record.raw = raw if outcome is InboundOutcome.ATTENTION else None
     db.flush()
-    return Outcome(inbound.kind.value, outcome, detail)
+    return Outcome(inbound.kind.value, outcome, str(detail))
 
 
 def _file_unprocessable(
     db: Session, raw: bytes, digest: str, inbound: Inbound, error: Exception, *, now: datetime
 ) -> Outcome:
     """Keep a message that failed for a person, with the reason, so it is never retried."""
-    detail = f"could not be processed ({type(error).__name__}); kept for a person to read"
+    attention = Attention("unprocessable", {"error": type(error).__name__})
     filed = insert_ignoring_duplicates(
         db,
         InboundMessage,
@@ -116,7 +119,9 @@ def _file_unprocessable(
             subject=inbound.subject[:300],
             kind=inbound.kind.value,
             outcome=InboundOutcome.ATTENTION,
-            detail=detail,
+            detail=str(attention),
+            reason=attention.reason,
+            reason_args=dict(attention.args),
             excerpt="",
             raw=raw,
             received_at=now,
@@ -124,14 +129,13 @@ def _file_unprocessable(
     )
     if not filed:
         return Outcome(inbound.kind.value, None, f"message {digest[:12]}")
-    return Outcome(inbound.kind.value, InboundOutcome.ATTENTION, detail)
+    return Outcome(inbound.kind.value, InboundOutcome.ATTENTION, str(attention))
 
 
-def _act(db: Session, inbound: Inbound, *, now: datetime) -> tuple[InboundOutcome, str]:
+def _act(db: Session, inbound: Inbound, *, now: datetime) -> tuple[InboundOutcome, str | Attention]:
     if inbound.dmarc == "fail":
-        return InboundOutcome.ATTENTION, (
-            f"the sender's domain failed DMARC at our server (From: {inbound.sender}): "
-            "not acted upon"
+        return InboundOutcome.ATTENTION, Attention(
+            "dmarc_failed", {"sender": inbound.sender or "-"}
         )
     if inbound.kind is Kind.BOUNCE and inbound.bounce is not None:
         return act_on_bounce(db, inbound, inbound.bounce, now=now)
@@ -140,24 +144,24 @@ def _act(db: Session, inbound: Inbound, *, now: datetime) -> tuple[InboundOutcom
     if inbound.kind is Kind.AUTO_REPLY:
         return InboundOutcome.IGNORED, f"auto-reply ({inbound.reason})"
     if inbound.kind is Kind.MALFORMED:
-        return InboundOutcome.ATTENTION, f"could not be read: {inbound.reason}"
+        return InboundOutcome.ATTENTION, Attention("unreadable", {"problem": inbound.reason})
     unsubscribed = _unsubscribe_request(db, inbound, now=now)
     if unsubscribed is not None:
         return unsubscribed
     if inbound.kind is Kind.REPLY and inbound.reply is not None:
         return reply_answer(db, inbound, inbound.reply, now=now)
-    return InboundOutcome.ATTENTION, "not a reply to anything the service sent"
+    return InboundOutcome.ATTENTION, Attention("unrelated")
 
 
 def _unsubscribe_request(
     db: Session, inbound: Inbound, *, now: datetime
-) -> tuple[InboundOutcome, str] | None:
+) -> tuple[InboundOutcome, str | Attention] | None:
     """The mailto: of List-Unsubscribe: a message whose subject is "unsubscribe TOKEN"."""
     match = UNSUBSCRIBE_SUBJECT.match(inbound.subject or "")
     if match is None:
         return None
     recipient = find_unsubscribe_link(db, match.group(1), now=now)
     if recipient is None:
-        return InboundOutcome.ATTENTION, "an unsubscribe request with an unknown token"
+        return InboundOutcome.ATTENTION, Attention("unknown_unsubscribe")
     stop_mail(db, recipient, now=now, via="mailto")
     return InboundOutcome.PROCESSED, f"{recipient.email} unsubscribed by email"

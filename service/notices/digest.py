@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emails import names, render
+from emails.attention import REASONS
 from service import coordinators, outbox, tokens
 from service.config import settings
 from service.meetings.operations import mail_due_at
@@ -177,12 +178,18 @@ def _recent_failures(db: Session, *, now: datetime) -> Sequence[OutboundEmail]:
     ).all()
 
 
-def _needing_a_person(db: Session, *, since: datetime) -> list[dict[str, str]]:
-    """Mail that came back and that the service would not act upon."""
+def _needing_a_person(db: Session, *, since: datetime) -> list[dict[str, Any]]:
+    """Mail that came back and that the service would not act upon.
+
+    `reason` is an English msgid that the template translates and fills in with `args`;
+    mail filed before reasons were kept has only its English `detail`.
+    """
     return [
         {
             "sender": m.sender,
             "subject": m.subject,
+            "reason": REASONS.get(m.reason, ""),
+            "args": m.reason_args or {},
             "detail": m.detail[:300],
             "excerpt": m.excerpt[:300],
         }
@@ -235,9 +242,7 @@ def _meeting_summary(db: Session, meeting: Meeting, *, now: datetime) -> dict[st
         for days in meeting.followup_days
         if (moment := mail_due_at(meeting, days, settings())) > now
     ]
-    nobody = sorted(
-        name for name, people in organisations.items() if _nobody_attends(people)
-    )
+    nobody = sorted(name for name, people in organisations.items() if _nobody_attends(people))
     return {
         "title": meeting.title_en,
         "title_km": meeting.title_km or meeting.title_en,

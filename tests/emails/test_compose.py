@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from emails import HeaderInjection, Sender, Unsubscribe, compose, names
+from emails.attention import REASONS
 
 SENDER = Sender(
     from_address="Working Group <noreply@wg.example>",
@@ -119,7 +120,9 @@ CONTEXTS[names.DIGEST] = {
         {
             "sender": "a@b.example",
             "subject": "Re: Invitation",
-            "detail": "unclear",
+            "reason": REASONS["reply_from_another"],
+            "args": {"invitee": "a@b.example", "sender": "c@d.example"},
+            "detail": "a reply about the invitation of a@b.example, sent by c@d.example",
             "excerpt": "I will check",
         }
     ],

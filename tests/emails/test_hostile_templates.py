@@ -39,6 +39,9 @@ CHOSEN_BY_THE_SERVICE = {
     "zone",
     "answer",
     "via",
+    # Why mail needs a person: a msgid of emails.attention.REASONS, translated as the
+    # template's own text; the words that fill it in ("args") come from the message.
+    "reason",
     # Announcements: the Markdown is rendered and sanitised before it reaches the template
     # (tests/service/test_markdown.py).
     "body_html",

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from emails.verp import return_path
+from service import coordinators as coordinator_service
 from service.cli import cli
 from service.config import settings
 from service.db import session_scope
@@ -303,6 +304,7 @@ def test_policy_rejection_is_our_problem_not_the_members(app, clock, db, deliver
 
     assert outcome.outcome is InboundOutcome.ATTENTION
     assert "sending problem" in outcome.detail
+    assert db.scalar(select(InboundMessage.reason)) == "sending_refused"
     assert db.scalar(select(func.count()).select_from(Suppression)) == 0
 
 
@@ -571,6 +573,76 @@ def test_a_bounce_tied_to_nothing_we_sent_suppresses_no_one(app, clock, db, invi
     with app.app_context():
         attention = digest.collect(db, now=clock()).context["attention"]
     assert [item["sender"] for item in attention] == ["mailer-daemon@evil.example"]
+
+
+def test_the_digest_says_why_mail_needs_a_person_in_each_coordinators_language(
+    app, clock, db, invited, deliver, smtp_server, coordinators
+):
+    with app.app_context():
+        coordinator_service.add(db, coordinators[1], language="km", actor="test", now=clock())
+        db.commit()
+    process(app, clock, plain_text_bounce("amara@riverbank.example"))
+    smtp_server.clear()
+
+    send_digest(app, clock, deliver)
+
+    english = smtp_server.single_message_to(coordinators[0]).text
+    khmer = smtp_server.single_message_to(coordinators[1]).text
+    assert (
+        "A bounce (5.1.1) naming amara@riverbank.example, tied to no message the service sent; "
+        "nothing was done with it." in english
+    )
+    assert (
+        "អ៊ីមែលផ្ញើមិនដល់ (5.1.1) ដែលនិយាយពី amara@riverbank.example "
+        "មិនភ្ជាប់ទៅនឹងសារណាមួយដែលប្រព័ន្ធបានផ្ញើទេ" in khmer
+    )
+    assert "tied to no message" not in khmer
+
+
+def send_digest(app, clock, deliver) -> None:
+    with app.app_context(), session_scope(app) as session:
+        digest.send_now(session, now=clock())
+    deliver()
+
+
+def filed_for_a_person(db, clock, **fields) -> None:
+    db.add(
+        InboundMessage(
+            digest="0" * 64,
+            sender="postmaster@example.org",
+            subject="Undelivered Mail",
+            kind="bounce",
+            outcome=InboundOutcome.ATTENTION,
+            received_at=clock(),
+            **fields,
+        )
+    )
+    db.commit()
+
+
+def test_the_words_in_a_reason_come_from_the_message_and_are_shown_not_run(
+    app, clock, db, deliver, smtp_server, coordinators
+):
+    hostile = {"recipient": "a@example.org", "status": "5.7.1", "diagnostic": "<img src=x>"}
+    filed_for_a_person(db, clock, reason="sending_refused", reason_args=hostile)
+
+    send_digest(app, clock, deliver)
+
+    mail = smtp_server.single_message_to(coordinators[0])
+    assert "a@example.org refused our mail (5.7.1): <img src=x>" in mail.text
+    assert "(5.7.1): &lt;img src=x&gt;" in mail.html and "<img src=x>" not in mail.html
+
+
+def test_mail_filed_before_reasons_were_kept_shows_its_english_detail(
+    app, clock, db, deliver, smtp_server, coordinators
+):
+    filed_for_a_person(db, clock, detail="not a reply to anything the service sent")
+
+    send_digest(app, clock, deliver)
+
+    assert "  not a reply to anything the service sent\n" in (
+        smtp_server.single_message_to(coordinators[0]).text
+    )
 
 
 def test_a_bounce_to_our_return_path_acts_on_the_recipient_of_that_message(app, clock, db, invited):
