@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dkim
-
 # What a receiver must be able to trust: who it is from, what it is, and the one-click
 # unsubscribe pair, which Gmail honours only when the signature covers both.
 SIGNED_HEADERS = (
@@ -32,6 +30,10 @@ class DkimSigner:
 
     def sign(self, message: bytes) -> bytes:
         """`message` with a DKIM-Signature header in front."""
+        # Imported here: dkimpy and dnspython are a tenth of a second of every `wg` command's
+        # start-up, and most set-ups leave signing to their relay.
+        import dkim
+
         present = {line.split(b":", 1)[0].strip().lower() for line in _header_lines(message)}
         signature = dkim.sign(
             message,
