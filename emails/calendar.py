@@ -177,28 +177,10 @@ def publish_ics(events: list[FeedEvent], *, name: str, zone: str) -> bytes:
     days: dict[str, list[date]] = {}
     vevents = []
     for event in events:
-        try:
-            event_zone = ZoneInfo(event.timezone)
-        except ZoneInfoNotFoundError as error:
-            raise ValueError(f"unknown time zone {event.timezone!r}") from error
-        starts_at = _aware(event.starts_at, "starts_at").astimezone(event_zone)
-        ends_at = _aware(event.ends_at, "ends_at").astimezone(event_zone)
+        event_zone, starts_at, ends_at = _times(event)
         modified = _aware(event.modified_at, "modified_at").astimezone(UTC)
-        vevent = Event()
-        vevent.add("UID", _text(event.uid))
-        vevent.add("SEQUENCE", event.sequence)
-        vevent.add("DTSTAMP", modified)
+        vevent = _event(event, starts_at, ends_at, stamp=modified)
         vevent.add("LAST-MODIFIED", modified)
-        vevent.add("DTSTART", starts_at)
-        vevent.add("DTEND", ends_at)
-        vevent.add("SUMMARY", _text(event.summary))
-        if event.description:
-            vevent.add("DESCRIPTION", _text(event.description))
-        location = event.location or event.online_url
-        if location:
-            vevent.add("LOCATION", _text(location))
-        if event.online_url:
-            vevent.add("URL", _uri(event.online_url))
         vevent.add("STATUS", "CANCELLED" if event.cancelled else "CONFIRMED")
         vevent.add("TRANSP", "TRANSPARENT" if event.cancelled else "OPAQUE")
         vevents.append(vevent)
@@ -214,21 +196,20 @@ def publish_ics(events: list[FeedEvent], *, name: str, zone: str) -> bytes:
 # --- the calendar -------------------------------------------------------------------------
 
 
-def _calendar(event: MeetingEvent, method: str, stamp: datetime) -> Calendar:
+def _times(event: MeetingEvent | FeedEvent) -> tuple[ZoneInfo, datetime, datetime]:
+    """The event's zone, and its start and end in that zone (written with its TZID)."""
     try:
         zone = ZoneInfo(event.timezone)
     except ZoneInfoNotFoundError as error:
         raise ValueError(f"unknown time zone {event.timezone!r}") from error
     starts_at = _aware(event.starts_at, "starts_at").astimezone(zone)
-    ends_at = _aware(event.ends_at, "ends_at").astimezone(zone)
-    stamp = _aware(stamp, "stamp").astimezone(UTC)
-    if ends_at <= starts_at:
-        raise ValueError("the meeting must end after it starts")
-    if not event.uid.strip():
-        raise ValueError("the event needs a UID")
-    if not event.organizer_email or not event.attendee_email:
-        raise ValueError(f"an iTIP {method} needs an organizer and an attendee")
+    return zone, starts_at, _aware(event.ends_at, "ends_at").astimezone(zone)
 
+
+def _event(
+    event: MeetingEvent | FeedEvent, starts_at: datetime, ends_at: datetime, *, stamp: datetime
+) -> Event:
+    """The VEVENT properties an invitation and a feed share: when, what and where."""
     vevent = Event()
     vevent.add("UID", _text(event.uid))
     vevent.add("SEQUENCE", event.sequence)
@@ -243,6 +224,20 @@ def _calendar(event: MeetingEvent, method: str, stamp: datetime) -> Calendar:
         vevent.add("LOCATION", _text(location))
     if event.online_url:
         vevent.add("URL", _uri(event.online_url))
+    return vevent
+
+
+def _calendar(event: MeetingEvent, method: str, stamp: datetime) -> Calendar:
+    zone, starts_at, ends_at = _times(event)
+    stamp = _aware(stamp, "stamp").astimezone(UTC)
+    if ends_at <= starts_at:
+        raise ValueError("the meeting must end after it starts")
+    if not event.uid.strip():
+        raise ValueError("the event needs a UID")
+    if not event.organizer_email or not event.attendee_email:
+        raise ValueError(f"an iTIP {method} needs an organizer and an attendee")
+
+    vevent = _event(event, starts_at, ends_at, stamp=stamp)
     vevent.add("STATUS", "CONFIRMED" if method == "REQUEST" else "CANCELLED")
     vevent.add("TRANSP", "OPAQUE")
     vevent.add("ORGANIZER", _address(event.organizer_email, event.organizer_name))
