@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from pathlib import Path
 
@@ -145,14 +146,24 @@ def _get(opener, url: str) -> str:
         return response.read().decode()
 
 
-def test_wg_run_serves_the_join_form_and_shows_caught_mail(tmp_path):
-    """The embedded default: no SMTP host, so mail lands in the catcher and at /dev/mail."""
-    port, catcher = free_port(), free_port()
+@dataclass
+class JoinedThroughWgRun:
+    base: str  # where the service was reached
+    answer: str  # the page after sending the join form
+    listing: str  # /dev/mail once the confirmation arrived (or the last one fetched)
+    mail_page: str  # the caught confirmation, as /dev/mail shows it
+    output: str  # what `wg run` printed
+    returncode: int | None
+
+
+def join_through_wg_run(tmp_path, port: int, **settings: str) -> JoinedThroughWgRun:
+    """Start `wg run --port PORT` as a person would, send the join form, wait for the caught
+    confirmation at /dev/mail, then stop the service (SIGTERM)."""
     environment = {
         "PATH": os.environ["PATH"],
         "WG_INSTANCE_PATH": str(tmp_path / "instance"),
-        "WG_CATCHER_PORT": str(catcher),
-        "WG_BASE_URL": f"http://127.0.0.1:{port}",
+        "WG_CATCHER_PORT": str(free_port()),
+        **settings,
     }
     wg(environment, "db", "upgrade")
     server = subprocess.Popen(
@@ -163,9 +174,9 @@ def test_wg_run_serves_the_join_form_and_shows_caught_mail(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    base, answer, listing, mail_page = f"http://127.0.0.1:{port}", "", "", ""
     try:
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-        base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
                 _get(opener, base + "/healthz")
@@ -175,21 +186,30 @@ def test_wg_run_serves_the_join_form_and_shows_caught_mail(tmp_path):
         page = _get(opener, base + "/join")
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
         body = urllib.parse.urlencode({**join_form(), "csrf_token": token}).encode()
-        sent = _get(opener, urllib.request.Request(base + "/join", data=body))
-        assert "Check your email" in sent
-
+        answer = _get(opener, urllib.request.Request(base + "/join", data=body))
         for _ in range(150):  # the delivery job runs every few seconds
             listing = _get(opener, base + "/dev/mail")
             if "Please confirm" in listing:
                 break
             time.sleep(0.1)
-        assert "Please confirm your request to join" in listing
-        mail_page = re.search(r'href="(/dev/mail/[^"]+)"', listing).group(1)
-        assert f"{base}/confirm/" in _get(opener, base + mail_page)
+        link = re.search(r'href="(/dev/mail/[^"]+)"', listing)
+        mail_page = _get(opener, base + link.group(1)) if link else ""
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=30)[0]
-    assert server.returncode == 0, output
+    return JoinedThroughWgRun(base, answer, listing, mail_page, output, server.returncode)
+
+
+def test_wg_run_serves_the_join_form_and_shows_caught_mail(tmp_path):
+    """The embedded default: no SMTP host, so mail lands in the catcher and at /dev/mail."""
+    port = free_port()
+
+    run = join_through_wg_run(tmp_path, port, WG_BASE_URL=f"http://127.0.0.1:{port}")
+
+    assert "Check your email" in run.answer, run.output
+    assert "Please confirm your request to join" in run.listing, run.output
+    assert f"{run.base}/confirm/" in run.mail_page
+    assert run.returncode == 0, run.output
 
 
 def test_wg_web_serves_under_gunicorn(tmp_path):
