@@ -3,6 +3,8 @@ and the calendars: one invitation as a file, and a member's subscription feed.""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
@@ -24,12 +26,12 @@ bp = Blueprint("meetings", __name__)
 ANSWERS = ("yes", "no", "maybe")
 
 
-@bp.route("/rsvp/<token>", methods=["GET", "POST"])
-def rsvp(token: str) -> ResponseReturnValue:
-    moment = now()
+def _invitation_of(token: str, *, moment: datetime) -> tuple[tokens.Lookup, Invitation]:
+    """The RSVP link's token and its invitation, with its meeting and member in the same
+    query; 404 for a link that names none."""
     lookup = tokens.find(db_session(), TokenPurpose.RSVP, token, now=moment)
     invitation = None
-    if lookup.token is not None:  # with its meeting and member, in the same query
+    if lookup.token is not None:
         invitation = db_session().get(
             Invitation,
             lookup.token.subject_id,
@@ -37,6 +39,13 @@ def rsvp(token: str) -> ResponseReturnValue:
         )
     if invitation is None:
         abort(404)
+    return lookup, invitation
+
+
+@bp.route("/rsvp/<token>", methods=["GET", "POST"])
+def rsvp(token: str) -> ResponseReturnValue:
+    moment = now()
+    lookup, invitation = _invitation_of(token, moment=moment)
     g.language_hint = invitation.contact.language.value
     meeting = invitation.meeting
     is_open = operations.can_answer(meeting, moment) and not lookup.expired
@@ -95,16 +104,7 @@ CALENDAR_TYPE = "text/calendar; charset=utf-8"
 @bp.route("/rsvp/<token>/meeting.ics")
 def rsvp_calendar(token: str) -> ResponseReturnValue:
     """The invitation as a file to add to a calendar (the same event as the emailed one)."""
-    lookup = tokens.find(db_session(), TokenPurpose.RSVP, token, now=now())
-    invitation = None
-    if lookup.token is not None:  # with its meeting and member, in the same query
-        invitation = db_session().get(
-            Invitation,
-            lookup.token.subject_id,
-            options=[joinedload(Invitation.meeting), joinedload(Invitation.contact)],
-        )
-    if invitation is None:
-        abort(404)
+    _lookup, invitation = _invitation_of(token, moment=now())
     rsvp_url = external_url("meetings.rsvp", token=token)
     body = operations.invitation_ics(invitation, rsvp_url=rsvp_url)
     return Response(
