@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.models import Token, TokenPurpose
@@ -35,6 +35,19 @@ def issue(
 ) -> str:
     """Store a new token's hash and return the raw token, which only the link carries."""
     return issue_many(db, purpose, [(subject_id, holder)], now=now, expires_at=expires_at)[0]
+
+
+def issued(db: Session, purpose: TokenPurpose, subject_id: int) -> int:
+    """How many links of `purpose` were ever made for `subject_id`: the n of "the n-th link",
+    which keys its message, so that a resent link is a new message and a repeated call is not."""
+    return (
+        db.scalar(
+            select(func.count())
+            .select_from(Token)
+            .where(Token.purpose == purpose, Token.subject_id == subject_id)
+        )
+        or 0
+    )
 
 
 def issue_many(

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emails import names
 from service import audit, coordinators, outbox, tokens
 from service.config import settings
-from service.models import Coordinator, Token, TokenPurpose
+from service.models import Coordinator, TokenPurpose
 from service.urls import external_url
 
 SIGN_IN_TTL = timedelta(minutes=15)
@@ -37,11 +36,7 @@ def request_link(db: Session, email: str, *, now: datetime) -> bool:
         expires_at=now + SIGN_IN_TTL,
         holder=coordinator.email,
     )
-    issued = db.scalar(
-        select(func.count())
-        .select_from(Token)
-        .where(Token.purpose == TokenPurpose.CONSOLE_SIGN_IN, Token.subject_id == coordinator.id)
-    )
+    issued = tokens.issued(db, TokenPurpose.CONSOLE_SIGN_IN, coordinator.id)
     outbox.enqueue(
         db,
         names.CONSOLE_SIGN_IN,

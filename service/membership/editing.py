@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from emails import names
@@ -81,11 +81,7 @@ def request_address_change(db: Session, contact: Contact, email: str, *, now: da
         expires_at=now + timedelta(hours=hours),
         holder=email,
     )
-    issued = db.scalar(
-        select(func.count())
-        .select_from(Token)
-        .where(Token.purpose == TokenPurpose.ADDRESS_CHANGE, Token.subject_id == contact.id)
-    )
+    issued = tokens.issued(db, TokenPurpose.ADDRESS_CHANGE, contact.id)
     outbox.enqueue(
         db,
         names.CONTACT_ADDRESS_CONFIRM,

@@ -28,7 +28,6 @@ from service.models import (
     OutboxStatus,
     RequestStatus,
     Suppression,
-    Token,
     TokenPurpose,
     new_public_id,
 )
@@ -240,11 +239,7 @@ def send_confirmation(
         holder=request.email,
     )
     # One message per link: a resent link is a new message, a repeated call is not.
-    issued = db.scalar(
-        select(func.count())
-        .select_from(Token)
-        .where(Token.purpose == TokenPurpose.CONFIRM, Token.subject_id == request.id)
-    )
+    issued = tokens.issued(db, TokenPurpose.CONFIRM, request.id)
     outbox.enqueue(
         db,
         names.JOIN_CONFIRM,
@@ -611,11 +606,7 @@ def ask_to_confirm(db: Session, contact: Contact, *, named_by: str, now: datetim
         expires_at=now + timedelta(hours=hours),
         holder=contact.email,
     )
-    issued = db.scalar(
-        select(func.count())
-        .select_from(Token)
-        .where(Token.purpose == TokenPurpose.CONFIRM_CONTACT, Token.subject_id == contact.id)
-    )
+    issued = tokens.issued(db, TokenPurpose.CONFIRM_CONTACT, contact.id)
     outbox.enqueue(
         db,
         names.JOIN_CONFIRM,
