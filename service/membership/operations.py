@@ -485,7 +485,7 @@ def _approve(
         now=now,
     )
     for person in submitted["representatives"]:
-        _name_representative(
+        name_colleague(
             db, organisation, person, language, named_by=submitted["name"], actor=actor, now=now
         )
 
@@ -532,7 +532,7 @@ def _activate_applicant(
     return contact
 
 
-def _name_representative(
+def name_colleague(
     db: Session,
     organisation: Organisation,
     person: dict[str, str],
@@ -542,7 +542,8 @@ def _name_representative(
     actor: str,
     now: datetime,
 ) -> None:
-    """A further representative named on the form: asked to confirm their own address.
+    """A colleague named on the join form, or by a member on their page: asked to confirm
+    their own address.
 
     An address that is already a contact (of any organisation, in any state) is left exactly
     as it is, and a suppressed one gets no mail: naming someone on a form proves nothing.
@@ -576,23 +577,6 @@ def _name_representative(
     contact = db.scalars(select(Contact).where(Contact.email == email)).one()
     audit.record(db, "contact.named", contact, at=now, actor=actor)
     ask_to_confirm(db, contact, named_by=named_by, now=now)
-
-
-def name_colleague(
-    db: Session,
-    organisation: Organisation,
-    person: dict[str, str],
-    language: Language,
-    *,
-    named_by: str,
-    actor: str,
-    now: datetime,
-) -> None:
-    """A colleague named by a member (on their page, or by the join form again): asked to
-    confirm their own address, exactly as a further representative named on the join form."""
-    _name_representative(
-        db, organisation, person, language, named_by=named_by, actor=actor, now=now
-    )
 
 
 def ask_to_confirm(db: Session, contact: Contact, *, named_by: str, now: datetime) -> None:
