@@ -675,16 +675,11 @@ def unsubscribe(db: Session, contact: Contact, *, now: datetime, via: str) -> bo
     """
     changed = contact.status is not ContactStatus.UNSUBSCRIBED
     contact.status = ContactStatus.UNSUBSCRIBED
-    inserted = insert_ignoring_duplicates(
-        db,
-        Suppression,
-        ("email",),
-        dict(email=contact.email, reason="unsubscribed", created_at=now),
-    )
+    inserted = suppress(db, contact.email, reason="unsubscribed", now=now)
     if changed or inserted:
         audit.record(db, "contact.unsubscribed", contact, at=now, actor=contact.email, via=via)
     db.flush()
-    return changed or bool(inserted)
+    return changed or inserted
 
 
 @dataclass(frozen=True)
@@ -713,12 +708,7 @@ def stop_mail(db: Session, recipient: MailRecipient, *, now: datetime, via: str)
     """Unsubscribe a member, or put an address that is no member on the suppression list."""
     if recipient.contact is not None:
         return unsubscribe(db, recipient.contact, now=now, via=via)
-    inserted = insert_ignoring_duplicates(
-        db,
-        Suppression,
-        ("email",),
-        dict(email=recipient.email, reason="unsubscribed", created_at=now),
-    )
+    inserted = suppress(db, recipient.email, reason="unsubscribed", now=now)
     if inserted:
         suppression = db.scalars(
             select(Suppression).where(Suppression.email == recipient.email)
@@ -727,7 +717,7 @@ def stop_mail(db: Session, recipient: MailRecipient, *, now: datetime, via: str)
             db, "address.unsubscribed", suppression, at=now, actor=recipient.email, via=via
         )
     db.flush()
-    return bool(inserted)
+    return inserted
 
 
 def unsubscribe_links(db: Session, contact: Contact, *, now: datetime) -> dict[str, str]:
