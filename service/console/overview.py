@@ -6,15 +6,13 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from forms import ReviewForm
 from forms.console import ButtonForm
-from forms.review import SameNameReviewForm
 from service import outbox
 from service.clock import now
 from service.console import joining, tallies
 from service.console.blueprint import actor, bp, record
 from service.db import db_session
-from service.membership import operations
+from service.membership import review_page
 from service.models import JoinRequest, RequestStatus
 
 
@@ -56,35 +54,12 @@ def _join_request(request_id: str) -> JoinRequest:
 def join_request(request_id: str) -> ResponseReturnValue:
     """One request; approve or decline it under the review link's rule: the first decision
     counts, wherever it was taken."""
-    found = _join_request(request_id)
-    pending = found.status is RequestStatus.PENDING
-    same_name = operations.same_name_organisation(db_session(), found) if pending else None
-    form = SameNameReviewForm() if same_name is not None else ReviewForm()
-    page = dict(
-        form=form,
-        request=found,
-        submitted=found.submitted,
-        members=operations.already_members(db_session(), found),
-        same_name=same_name,
+    return review_page.review(
+        _join_request(request_id),
+        template="console/request.html",
+        reviewer=actor(),
+        done=redirect(url_for(".join_request", request_id=request_id), code=303),
     )
-    if request.method == "POST":
-        if found.status is not RequestStatus.PENDING:
-            return render_template("console/request.html", **page), 409
-        if not form.validate_on_submit():
-            return render_template("console/request.html", **page), 400
-        if not operations.decide(
-            db_session(),
-            found,
-            approve=form.decision.data == "approve",
-            reviewer=actor(),
-            note=form.note.data or "",
-            now=now(),
-            into=same_name if request.form.get("destination") == "existing" else None,
-        ):  # another coordinator decided a moment ago: the page shows their decision
-            return render_template("console/request.html", **page), 409
-        db_session().commit()
-        return redirect(url_for(".join_request", request_id=request_id), code=303)
-    return render_template("console/request.html", **page)
 
 
 @bp.route("/console/requests/<request_id>/resend", methods=["POST"])

@@ -16,8 +16,6 @@ from forms import (
     MeetingAnswerForm,
     MemberDetailsForm,
     PreferencesForm,
-    ReviewForm,
-    SameNameReviewForm,
     StopMailForm,
     UnsubscribeForm,
 )
@@ -29,7 +27,7 @@ from service.i18n import COOKIE as LANGUAGE_COOKIE
 from service.i18n import COOKIE_MAX_AGE as LANGUAGE_COOKIE_MAX_AGE
 from service.i18n import current_language
 from service.meetings import operations as meeting_operations
-from service.membership import links, member_page, operations
+from service.membership import links, member_page, operations, review_page
 from service.membership.operations import Application
 from service.models import (
     Contact,
@@ -239,34 +237,12 @@ def review(token: str) -> ResponseReturnValue:
     g.language_hint = settings().coordinator_language
     if lookup.expired and join_request.status is RequestStatus.PENDING:
         abort(410)
-    decided = join_request.status is not RequestStatus.PENDING
-    same_name = None if decided else operations.same_name_organisation(db_session(), join_request)
-    form = SameNameReviewForm() if same_name is not None else ReviewForm()
-    page = dict(
-        form=form,
-        request=join_request,
-        submitted=join_request.submitted,
-        members=operations.already_members(db_session(), join_request),
-        same_name=same_name,
+    return review_page.review(
+        join_request,
+        template="membership/review.html",
+        reviewer=lookup.token.holder,
+        done=redirect(url_for(".review", token=token)),
     )
-    if request.method == "POST":
-        if decided:
-            return render_template("membership/review.html", **page), 409
-        if not form.validate_on_submit():
-            return render_template("membership/review.html", **page), 400
-        if not operations.decide(
-            db_session(),
-            join_request,
-            approve=form.decision.data == "approve",
-            reviewer=lookup.token.holder,
-            note=form.note.data or "",
-            now=now(),
-            into=same_name if request.form.get("destination") == "existing" else None,
-        ):  # another coordinator decided a moment ago: the page shows their decision
-            return render_template("membership/review.html", **page), 409
-        db_session().commit()
-        return redirect(url_for(".review", token=token))
-    return render_template("membership/review.html", **page)
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
