@@ -203,6 +203,36 @@ def test_invitations_reach_the_members_and_answers_by_link_reply_and_calendar_ar
     assert answers[DAVE] == ("no", "calendar")
 
 
+def test_two_members_keep_their_own_page_and_calendar_feed_under_wg_web(
+    production: Production, meeting: str, browser
+):
+    # Each browser asks for the other language: the page follows the member, not the browser.
+    asks_english, asks_khmer = browser.new_context(locale="en-US"), browser.new_context(
+        locale="km-KH"
+    )
+    try:
+        erin, carol = asks_english.new_page(), asks_khmer.new_page()
+        erin.goto(link(production, invitation_of(production, ERIN), "/member/"))
+        carol.goto(link(production, invitation_of(production, CAROL), "/member/"))
+        assert erin.locator("html").get_attribute("lang") == "km"
+        assert carol.locator("html").get_attribute("lang") == "en"
+        feed_url = erin.locator("a[href^='webcal://']").get_attribute("href")
+        carol.get_by_label("Your role in the organisation").fill("Archivist")
+        press(carol, "Save my details")
+        assert carol.get_by_role("status").inner_text() == "Your details are saved."
+    finally:
+        asks_english.close()
+        asks_khmer.close()
+
+    with urllib.request.urlopen(feed_url.replace("webcal://", "http://", 1), timeout=10) as feed:
+        assert feed.headers.get_content_type() == "text/calendar"
+        events = list(Calendar.from_ical(feed.read()).walk("VEVENT"))
+    assert [str(event["SUMMARY"]) for event in events] == ["Monthly meeting"]
+    exported = json.loads(production.wg("members", "export", "--format", "json").stdout)
+    roles = {row["email"]: row["role"] for row in exported}
+    assert roles[CAROL] == "Archivist" and roles[ERIN] == ""
+
+
 def calendar_reply(invitation: EmailMessage, attendee: str, partstat: str) -> EmailMessage:
     """What a calendar client sends back when its user accepts or declines the invitation."""
     request = next(
